@@ -1,0 +1,33 @@
+# Finds the three OpenCV modules the library uses (Debian's per-module -dev packages ship no
+# OpenCVConfig.cmake; that comes only with the whole libopencv-dev). Uses OpenCVConfig when present.
+# Defines OpenCV::core, OpenCV::imgproc, OpenCV::imgcodecs and OpenCV_LIBS.
+find_package(OpenCV QUIET COMPONENTS core imgproc imgcodecs CONFIG)
+if(OpenCV_FOUND)
+  foreach(module core imgproc imgcodecs)
+    if(NOT TARGET OpenCV::${module})
+      add_library(OpenCV::${module} INTERFACE IMPORTED)
+      set_target_properties(OpenCV::${module} PROPERTIES INTERFACE_LINK_LIBRARIES opencv_${module})
+    endif()
+  endforeach()
+  set(OpenCVModules_FOUND TRUE)
+else()
+  find_path(OpenCVModules_INCLUDE_DIR opencv2/core.hpp PATH_SUFFIXES opencv4)
+  set(_required OpenCVModules_INCLUDE_DIR)
+  foreach(module core imgproc imgcodecs)
+    find_library(OpenCVModules_${module}_LIBRARY NAMES opencv_${module})
+    list(APPEND _required OpenCVModules_${module}_LIBRARY)
+  endforeach()
+  include(FindPackageHandleStandardArgs)
+  find_package_handle_standard_args(OpenCVModules REQUIRED_VARS ${_required})
+  if(OpenCVModules_FOUND)
+    foreach(module core imgproc imgcodecs)
+      if(NOT TARGET OpenCV::${module})
+        add_library(OpenCV::${module} UNKNOWN IMPORTED)
+        set_target_properties(OpenCV::${module} PROPERTIES
+          IMPORTED_LOCATION "${OpenCVModules_${module}_LIBRARY}"
+          INTERFACE_INCLUDE_DIRECTORIES "${OpenCVModules_INCLUDE_DIR}")
+      endif()
+    endforeach()
+  endif()
+endif()
+set(OpenCV_LIBS OpenCV::core OpenCV::imgproc OpenCV::imgcodecs)

@@ -1,0 +1,48 @@
+# Finds every dependency and decides whether CUDA is compiled (INTERNVL_CUDA_ENABLED).
+
+# LibTorch from the PyPI wheel in the project venv (scripts/setup.sh); never Debian's libtorch.
+if(NOT Torch_DIR)
+  set(_internvl_python "${CMAKE_CURRENT_SOURCE_DIR}/.venv/bin/python")
+  if(DEFINED ENV{INTERNVL_VENV})
+    set(_internvl_python "$ENV{INTERNVL_VENV}/bin/python")
+  endif()
+  if(EXISTS "${_internvl_python}")
+    execute_process(COMMAND "${_internvl_python}" -c
+      "import torch.utils, os; print(os.path.join(torch.utils.cmake_prefix_path, 'Torch'))"
+      OUTPUT_VARIABLE _torch_dir OUTPUT_STRIP_TRAILING_WHITESPACE RESULT_VARIABLE _rc)
+    if(_rc EQUAL 0)
+      set(Torch_DIR "${_torch_dir}" CACHE PATH "LibTorch CMake package directory")
+    endif()
+  endif()
+endif()
+
+# The wheel's Caffe2 CMake files look for the CUDA toolkit; torch ignores CMAKE_CUDA_ARCHITECTURES.
+if(NOT DEFINED ENV{TORCH_CUDA_ARCH_LIST})
+  set(ENV{TORCH_CUDA_ARCH_LIST} "8.0;9.0")
+endif()
+set(CMAKE_CUDA_RUNTIME_LIBRARY Shared)
+find_package(Torch 2.11 REQUIRED)
+# Torch's flags variable carries -D_GLIBCXX_USE_CXX11_ABI; the torch target carries it too.
+
+set(INTERNVL_CUDA_ENABLED OFF)
+if(INTERNVL_WITH_CUDA STREQUAL "ON" OR INTERNVL_WITH_CUDA STREQUAL "AUTO")
+  include(CheckLanguage)
+  check_language(CUDA)
+  if(CMAKE_CUDA_COMPILER)
+    if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
+      set(CMAKE_CUDA_ARCHITECTURES 80 90)
+    endif()
+    enable_language(CUDA)
+    set(CMAKE_CUDA_STANDARD 17)
+    set(INTERNVL_CUDA_ENABLED ON)
+  elseif(INTERNVL_WITH_CUDA STREQUAL "ON")
+    message(FATAL_ERROR "INTERNVL_WITH_CUDA=ON but no CUDA compiler was found")
+  endif()
+endif()
+message(STATUS "InternVL: CUDA kernels ${INTERNVL_CUDA_ENABLED}")
+
+find_package(OpenCVModules REQUIRED)
+find_package(SentencePiece REQUIRED)
+find_package(Eigen3 3.3 REQUIRED NO_MODULE)
+find_package(nlohmann_json 3 REQUIRED)
+find_package(GIF REQUIRED)

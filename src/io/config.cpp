@@ -1,0 +1,239 @@
+#include "io/config.h"
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "common/check.h"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace internvl::io {
+namespace {
+
+// Reads `key` when present and not null; otherwise keeps the default (ScaleLLM's LOAD_ARG_OR).
+template <typename T>
+void read_or(const json& j, const char* key, T& out, const std::string& where) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return;
+  try {
+    out = it->get<T>();
+  } catch (const json::exception& e) {
+    INTERNVL_THROW(ConfigError, where, ": field '", key, "' has the wrong type (", e.what(), ")");
+  }
+}
+
+void require_positive(int value, const char* key, const std::string& where) {
+  INTERNVL_CHECK(value > 0, ConfigError, where, ": field '", key, "' must be positive, got ", value);
+}
+
+void require_divides(int divisor, int value, const char* what, const std::string& where) {
+  INTERNVL_CHECK(value % divisor == 0, ConfigError, where, ": ", what, " (", value, " by ", divisor,
+                 ") is not whole");
+}
+
+const json& object_field(const json& j, const char* key, const std::string& where) {
+  auto it = j.find(key);
+  INTERNVL_CHECK(it != j.end() && it->is_object(), ConfigError, where, ": missing object field '", key, "'");
+  return *it;
+}
+
+std::string first_architecture(const json& j) {
+  auto it = j.find("architectures");
+  if (it == j.end() || !it->is_array() || it->empty() || !(*it)[0].is_string()) return "";
+  return (*it)[0].get<std::string>();
+}
+
+}  // namespace
+
+json read_config_json(const std::string& path) {
+  fs::path file = path;
+  if (fs::is_directory(file)) file /= "config.json";
+  std::ifstream in(file);
+  INTERNVL_CHECK(in.good(), ConfigError, "cannot open config file ", file.string());
+  json j;
+  try {
+    j = json::parse(in);
+  } catch (const json::exception& e) {
+    INTERNVL_THROW(ConfigError, file.string(), ": malformed JSON (", e.what(), ")");
+  }
+  INTERNVL_CHECK(j.is_object(), ConfigError, file.string(), ": top level is not a JSON object");
+  return j;
+}
+
+ModelFamily detect_family(const json& config, const std::string& source) {
+  const std::string arch = first_architecture(config);
+  std::string model_type;
+  read_or(config, "model_type", model_type, source);
+  if (arch == "InternVLModel" || (arch.empty() && model_type == "internvl")) return ModelFamily::kInternVL;
+  if (arch == "InternVLChatModel" || (arch.empty() && model_type == "internvl_chat")) {
+    return ModelFamily::kInternVLChat;
+  }
+  INTERNVL_THROW(ConfigError, source, ": field 'architectures' = '", arch,
+                 "' is not a supported model (InternVLModel, InternVLChatModel)");
+}
+
+VisionConfig parse_vision_config(const json& j, const std::string& source) {
+  const std::string where = source + " vision_config";
+  VisionConfig c;
+  read_or(j, "num_channels", c.num_channels, where);
+  read_or(j, "patch_size", c.patch_size, where);
+  read_or(j, "image_size", c.image_size, where);
+  read_or(j, "qkv_bias", c.qkv_bias, where);
+  read_or(j, "hidden_size", c.hidden_size, where);
+  read_or(j, "num_attention_heads", c.num_attention_heads, where);
+  read_or(j, "intermediate_size", c.intermediate_size, where);
+  read_or(j, "qk_normalization", c.qk_normalization, where);
+  read_or(j, "num_hidden_layers", c.num_hidden_layers, where);
+  read_or(j, "hidden_act", c.hidden_act, where);
+  read_or(j, "norm_type", c.norm_type, where);
+  read_or(j, "layer_norm_eps", c.layer_norm_eps, where);
+  for (auto [value, key] : {std::pair{c.num_channels, "num_channels"}, {c.patch_size, "patch_size"},
+                            {c.image_size, "image_size"}, {c.hidden_size, "hidden_size"},
+                            {c.num_attention_heads, "num_attention_heads"},
+                            {c.intermediate_size, "intermediate_size"},
+                            {c.num_hidden_layers, "num_hidden_layers"}}) {
+    require_positive(value, key, where);
+  }
+  require_divides(c.num_attention_heads, c.hidden_size, "hidden_size / num_attention_heads", where);
+  require_divides(c.patch_size, c.image_size, "image_size / patch_size", where);
+  INTERNVL_CHECK(c.norm_type == "rms_norm" || c.norm_type == "layer_norm", ConfigError, where,
+                 ": field 'norm_type' must be 'rms_norm' or 'layer_norm', got '", c.norm_type, "'");
+  INTERNVL_CHECK(c.hidden_act == "gelu", ConfigError, where, ": field 'hidden_act' = '", c.hidden_act,
+                 "' is not supported (gelu)");
+  INTERNVL_CHECK(c.layer_norm_eps > 0, ConfigError, where, ": field 'layer_norm_eps' must be positive");
+  return c;
+}
+
+LlmConfig parse_llm_config(const json& j, const std::string& source) {
+  LlmConfig c;
+  c.architecture = first_architecture(j);
+  const std::string where = source + " (" + (c.architecture.empty() ? "llm" : c.architecture) + ")";
+  if (c.architecture.empty()) {
+    std::string model_type;
+    read_or(j, "model_type", model_type, where);
+    if (model_type == "internlm2") c.architecture = "InternLM2ForCausalLM";
+    if (model_type == "llama") c.architecture = "LlamaForCausalLM";
+  }
+  INTERNVL_CHECK(c.architecture == "LlamaForCausalLM" || c.architecture == "InternLM2ForCausalLM", ConfigError,
+                 where, ": field 'architectures' names an unsupported language model '", c.architecture, "'");
+  if (c.architecture == "InternLM2ForCausalLM") {
+    // configuration_internlm2.py defaults.
+    c.vocab_size = 103168;
+    c.rms_norm_eps = 1e-6;
+    c.bias = true;
+    c.bos_token_id = 1;
+    c.eos_token_id = 2;
+    c.pad_token_id = 0;
+    read_or(j, "bias", c.bias, where);
+  } else {
+    read_or(j, "attention_bias", c.bias, where);
+  }
+  read_or(j, "vocab_size", c.vocab_size, where);
+  read_or(j, "hidden_size", c.hidden_size, where);
+  read_or(j, "intermediate_size", c.intermediate_size, where);
+  read_or(j, "num_hidden_layers", c.num_hidden_layers, where);
+  read_or(j, "num_attention_heads", c.num_attention_heads, where);
+  c.num_key_value_heads = c.num_attention_heads;  // both configs default kv heads to heads
+  read_or(j, "num_key_value_heads", c.num_key_value_heads, where);
+  read_or(j, "hidden_act", c.hidden_act, where);
+  read_or(j, "max_position_embeddings", c.max_position_embeddings, where);
+  read_or(j, "rms_norm_eps", c.rms_norm_eps, where);
+  read_or(j, "rope_theta", c.rope_theta, where);
+  read_or(j, "tie_word_embeddings", c.tie_word_embeddings, where);
+  read_or(j, "bos_token_id", c.bos_token_id, where);
+  read_or(j, "eos_token_id", c.eos_token_id, where);
+  if (j.contains("pad_token_id") && !j["pad_token_id"].is_null()) c.pad_token_id = j["pad_token_id"].get<int>();
+  read_or(j, "num_query_token", c.num_query_token, where);
+  read_or(j, "cross_attention_frequency", c.cross_attention_frequency, where);
+  if (auto it = j.find("rope_scaling"); it != j.end() && !it->is_null()) {
+    INTERNVL_CHECK(it->is_object(), ConfigError, where, ": field 'rope_scaling' must be an object or null");
+    RopeScaling s;
+    read_or(*it, "type", s.type, where + " rope_scaling");
+    read_or(*it, "factor", s.factor, where + " rope_scaling");
+    INTERNVL_CHECK(s.type == "linear" || s.type == "dynamic", ConfigError, where,
+                   ": field 'rope_scaling.type' must be 'linear' or 'dynamic', got '", s.type, "'");
+    INTERNVL_CHECK(s.factor >= 1.0, ConfigError, where, ": field 'rope_scaling.factor' must be >= 1");
+    c.rope_scaling = s;
+  }
+  for (auto [value, key] : {std::pair{c.vocab_size, "vocab_size"}, {c.hidden_size, "hidden_size"},
+                            {c.intermediate_size, "intermediate_size"}, {c.num_hidden_layers, "num_hidden_layers"},
+                            {c.num_attention_heads, "num_attention_heads"},
+                            {c.num_key_value_heads, "num_key_value_heads"},
+                            {c.max_position_embeddings, "max_position_embeddings"}}) {
+    require_positive(value, key, where);
+  }
+  require_divides(c.num_attention_heads, c.hidden_size, "hidden_size / num_attention_heads", where);
+  require_divides(c.num_key_value_heads, c.num_attention_heads, "num_attention_heads / num_key_value_heads", where);
+  INTERNVL_CHECK(c.hidden_act == "silu", ConfigError, where, ": field 'hidden_act' = '", c.hidden_act,
+                 "' is not supported (silu)");
+  INTERNVL_CHECK(c.rms_norm_eps > 0 && c.rope_theta > 0, ConfigError, where,
+                 ": fields 'rms_norm_eps' and 'rope_theta' must be positive");
+  return c;
+}
+
+InternVLConfig parse_internvl_config(const json& j, const std::string& source) {
+  InternVLConfig c;
+  c.vision = parse_vision_config(object_field(j, "vision_config", source), source);
+  json qllama = object_field(j, "qllama_config", source);
+  if (!qllama.contains("architectures")) qllama["architectures"] = json::array({"LlamaForCausalLM"});
+  c.qllama = parse_llm_config(qllama, source + " qllama_config");
+  read_or(j, "num_query_token", c.num_query_token, source);
+  read_or(j, "hidden_size", c.hidden_size, source);
+  read_or(j, "clip_embed_dim", c.clip_embed_dim, source);
+  read_or(j, "attn_pool_num_heads", c.attn_pool_num_heads, source);
+  read_or(j, "max_txt_len", c.max_txt_len, source);
+  // InternVLConfig copies the top-level frequency (default 2) over the qllama value.
+  read_or(j, "cross_attention_frequency", c.cross_attention_frequency, source);
+  c.qllama.cross_attention_frequency = c.cross_attention_frequency;
+  c.qllama.num_query_token = c.num_query_token;
+  require_positive(c.num_query_token, "num_query_token", source);
+  require_positive(c.clip_embed_dim, "clip_embed_dim", source);
+  require_positive(c.attn_pool_num_heads, "attn_pool_num_heads", source);
+  require_positive(c.cross_attention_frequency, "cross_attention_frequency", source);
+  require_divides(c.attn_pool_num_heads, c.vision.hidden_size, "vision hidden_size / attn_pool_num_heads", source);
+  require_divides(c.attn_pool_num_heads, c.qllama.hidden_size, "qllama hidden_size / attn_pool_num_heads", source);
+  INTERNVL_CHECK(c.hidden_size == c.qllama.hidden_size, ConfigError, source, ": field 'hidden_size' (",
+                 c.hidden_size, ") contradicts qllama_config.hidden_size (", c.qllama.hidden_size, ")");
+  return c;
+}
+
+int InternVLChatConfig::num_image_token() const {
+  const int grid = image_size() / vision.patch_size;
+  return static_cast<int>(std::lround(grid * grid * downsample_ratio * downsample_ratio));
+}
+
+InternVLChatConfig parse_internvl_chat_config(const json& j, const std::string& source) {
+  InternVLChatConfig c;
+  c.vision = parse_vision_config(object_field(j, "vision_config", source), source);
+  c.llm = parse_llm_config(object_field(j, "llm_config", source), source + " llm_config");
+  read_or(j, "select_layer", c.select_layer, source);
+  read_or(j, "template", c.template_name, source);
+  read_or(j, "downsample_ratio", c.downsample_ratio, source);
+  read_or(j, "ps_version", c.ps_version, source);
+  read_or(j, "dynamic_image_size", c.dynamic_image_size, source);
+  read_or(j, "use_thumbnail", c.use_thumbnail, source);
+  read_or(j, "min_dynamic_patch", c.min_dynamic_patch, source);
+  read_or(j, "max_dynamic_patch", c.max_dynamic_patch, source);
+  read_or(j, "force_image_size", c.force_image_size, source);
+  INTERNVL_CHECK(c.ps_version == "v1" || c.ps_version == "v2", ConfigError, source,
+                 ": field 'ps_version' must be 'v1' or 'v2', got '", c.ps_version, "'");
+  INTERNVL_CHECK(c.select_layer < 0 ? -c.select_layer <= c.vision.num_hidden_layers
+                                    : c.select_layer <= c.vision.num_hidden_layers,
+                 ConfigError, source, ": field 'select_layer' = ", c.select_layer, " is outside the ",
+                 c.vision.num_hidden_layers, " vision layers");
+  INTERNVL_CHECK(c.min_dynamic_patch >= 1 && c.max_dynamic_patch >= c.min_dynamic_patch, ConfigError, source,
+                 ": fields 'min_dynamic_patch'/'max_dynamic_patch' must satisfy 1 <= min <= max");
+  const double inverse = 1.0 / c.downsample_ratio;
+  const int grid = c.image_size() / c.vision.patch_size;
+  INTERNVL_CHECK(c.downsample_ratio > 0 && std::abs(inverse - std::round(inverse)) < 1e-9 &&
+                     grid % static_cast<int>(std::round(inverse)) == 0,
+                 ConfigError, source, ": field 'downsample_ratio' = ", c.downsample_ratio,
+                 " must be 1/k with k dividing the patch grid (", grid, ")");
+  require_divides(c.vision.patch_size, c.image_size(), "force_image_size / patch_size", source);
+  return c;
+}
+
+}  // namespace internvl::io

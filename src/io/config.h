@@ -1,0 +1,106 @@
+// Typed model configurations parsed from config.json, with the official defaults
+// (configuration_intern_vit.py, configuration_internvl.py, configuration_internvl_chat.py,
+// configuration_internlm2.py, transformers' LlamaConfig). Errors name the file and field.
+#pragma once
+
+#include <nlohmann/json_fwd.hpp>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace internvl::io {
+
+struct VisionConfig {
+  int num_channels = 3;
+  int patch_size = 14;
+  int image_size = 224;
+  bool qkv_bias = false;
+  int hidden_size = 3200;
+  int num_attention_heads = 25;
+  int intermediate_size = 12800;
+  bool qk_normalization = true;
+  int num_hidden_layers = 48;
+  std::string hidden_act = "gelu";
+  std::string norm_type = "rms_norm";  // "rms_norm" (InternViT-6B) or "layer_norm" (300M)
+  double layer_norm_eps = 1e-6;
+
+  int head_dim() const { return hidden_size / num_attention_heads; }
+  int grid_size() const { return image_size / patch_size; }
+  int num_positions() const { return grid_size() * grid_size() + 1; }
+};
+
+struct RopeScaling {
+  std::string type;  // "linear" or "dynamic"
+  double factor = 1.0;
+};
+
+// A decoder-only LLM: LLaMA (transformers LlamaConfig), QLLaMA, or InternLM2.
+struct LlmConfig {
+  std::string architecture;  // "LlamaForCausalLM" | "InternLM2ForCausalLM"
+  int vocab_size = 32000;
+  int hidden_size = 4096;
+  int intermediate_size = 11008;
+  int num_hidden_layers = 32;
+  int num_attention_heads = 32;
+  int num_key_value_heads = 32;
+  std::string hidden_act = "silu";
+  int max_position_embeddings = 2048;
+  double rms_norm_eps = 1e-6;
+  double rope_theta = 10000.0;
+  std::optional<RopeScaling> rope_scaling;
+  bool bias = false;  // attention/linear bias (InternLM2 `bias`, LLaMA `attention_bias`)
+  bool tie_word_embeddings = false;
+  int bos_token_id = 1;
+  int eos_token_id = 2;
+  std::optional<int> pad_token_id;
+  // QLLaMA only.
+  int num_query_token = 0;
+  int cross_attention_frequency = 0;
+
+  int head_dim() const { return hidden_size / num_attention_heads; }
+};
+
+// InternVL-14B style (architectures ["InternVLModel"]): InternVL-C and InternVL-G.
+struct InternVLConfig {
+  VisionConfig vision;
+  LlmConfig qllama;
+  int num_query_token = 96;
+  int hidden_size = 3200;
+  int clip_embed_dim = 768;
+  int attn_pool_num_heads = 16;
+  int cross_attention_frequency = 2;
+  int max_txt_len = 32;
+};
+
+// InternVL-Chat style (architectures ["InternVLChatModel"]).
+struct InternVLChatConfig {
+  VisionConfig vision;
+  LlmConfig llm;
+  int select_layer = -1;
+  std::string template_name;
+  double downsample_ratio = 0.5;
+  std::string ps_version = "v1";
+  bool dynamic_image_size = false;
+  bool use_thumbnail = false;
+  int min_dynamic_patch = 1;
+  int max_dynamic_patch = 6;
+  int force_image_size = 0;  // 0: vision.image_size
+
+  int image_size() const { return force_image_size > 0 ? force_image_size : vision.image_size; }
+  int num_image_token() const;  // (image_size / patch)^2 * downsample_ratio^2
+};
+
+enum class ModelFamily { kInternVL, kInternVLChat };
+
+// Reads and validates `<dir>/config.json` (or a path to a .json file).
+nlohmann::json read_config_json(const std::string& path);
+ModelFamily detect_family(const nlohmann::json& config, const std::string& source);
+
+// `source` names the file in error messages.
+VisionConfig parse_vision_config(const nlohmann::json& json, const std::string& source);
+LlmConfig parse_llm_config(const nlohmann::json& json, const std::string& source);
+InternVLConfig parse_internvl_config(const nlohmann::json& json, const std::string& source);
+InternVLChatConfig parse_internvl_chat_config(const nlohmann::json& json, const std::string& source);
+
+}  // namespace internvl::io

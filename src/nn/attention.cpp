@@ -1,0 +1,40 @@
+#include "nn/attention.h"
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+
+#include "common/check.h"
+
+namespace internvl::nn {
+
+at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const AttentionOptions& options,
+                     const at::Tensor& mask) {
+  INTERNVL_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4, InvalidArgument,
+                 "attention: q, k, v must be [batch, heads, tokens, head_dim]");
+  INTERNVL_CHECK(k.sizes() == v.sizes(), InvalidArgument, "attention: k and v shapes differ");
+  INTERNVL_CHECK(q.size(0) == k.size(0) && q.size(3) == k.size(3), InvalidArgument,
+                 "attention: batch or head_dim of q and k differ");
+  const int64_t heads = q.size(1), kv_heads = k.size(1);
+  INTERNVL_CHECK(kv_heads > 0 && heads % kv_heads == 0, InvalidArgument, "attention: ", heads,
+                 " query heads are not a multiple of ", kv_heads, " key/value heads");
+  at::Tensor keys = k, values = v;
+  if (kv_heads != heads) {
+    // Each kv head serves heads/kv_heads consecutive query heads.
+    keys = k.repeat_interleave(heads / kv_heads, /*dim=*/1);
+    values = v.repeat_interleave(heads / kv_heads, /*dim=*/1);
+  }
+  at::Tensor attend_mask = mask;
+  if (options.causal && mask.defined()) {
+    const int64_t lq = q.size(2), lk = k.size(2);
+    // Bottom-right aligned causal mask (queries are the last lq of lk positions), as a KV cache needs.
+    auto causal = at::ones({lq, lk}, q.options().dtype(at::kBool)).tril(lk - lq);
+    attend_mask = mask.scalar_type() == at::kBool ? at::logical_and(mask, causal)
+                                                  : mask.masked_fill(causal.logical_not(), -INFINITY);
+  }
+  // ATen's CPU flash path and the math path both accumulate in float32.
+  return at::scaled_dot_product_attention(q, keys, values, attend_mask.defined() ? std::optional<at::Tensor>(attend_mask) : std::nullopt,
+                                          /*dropout_p=*/0.0, options.causal && !attend_mask.defined(), options.scale);
+}
+
+}  // namespace internvl::nn

@@ -1,0 +1,23 @@
+// Scaled dot-product attention with one entry point: a CUDA kernel where one is built and
+// enabled for the inputs, otherwise ATen (which is also the oracle for kernel tests).
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <optional>
+
+namespace internvl::nn {
+
+struct AttentionOptions {
+  bool causal = false;
+  std::optional<double> scale;  // default head_dim^-0.5
+  bool force_aten = false;
+};
+
+// q [B, H, Lq, D], k/v [B, Hkv, Lk, D] with H % Hkv == 0 (grouped-query heads),
+// mask: undefined, or boolean/additive broadcastable to [B, H, Lq, Lk] (true = attend).
+// Returns [B, H, Lq, D]. Softmax runs in float32 for reduced-precision inputs.
+at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                     const AttentionOptions& options = {}, const at::Tensor& mask = {});
+
+}  // namespace internvl::nn

@@ -1,0 +1,63 @@
+#include "nn/layers.h"
+
+#include <ATen/ATen.h>
+#include <ATen/core/Generator.h>
+#include <ATen/CPUGeneratorImpl.h>
+
+#include "common/check.h"
+
+namespace internvl::nn {
+
+LinearImpl::LinearImpl(int64_t in_features, int64_t out_features, bool with_bias, const ParamInit& init) {
+  weight = register_parameter("weight", at::empty({out_features, in_features}, init.options()));
+  if (with_bias) bias = register_parameter("bias", at::empty({out_features}, init.options()));
+}
+
+at::Tensor LinearImpl::forward(const at::Tensor& x) const { return at::linear(x, weight, bias); }
+
+NormKind parse_norm_kind(const std::string& norm_type) {
+  if (norm_type == "rms_norm") return NormKind::kRMSNorm;
+  if (norm_type == "layer_norm") return NormKind::kLayerNorm;
+  INTERNVL_THROW(InvalidArgument, "norm_type '", norm_type, "' is neither 'rms_norm' nor 'layer_norm'");
+}
+
+NormImpl::NormImpl(NormKind kind_, int64_t dim, double eps_, const ParamInit& init) : kind(kind_), eps(eps_) {
+  weight = register_parameter("weight", at::empty({dim}, init.options()));
+  if (kind == NormKind::kLayerNorm) bias = register_parameter("bias", at::empty({dim}, init.options()));
+}
+
+at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
+  const auto x32 = x.to(at::kFloat);
+  const auto normed = x32 * at::rsqrt(x32.pow(2).mean(-1, /*keepdim=*/true) + eps);
+  return weight * normed.to(x.scalar_type());
+}
+
+at::Tensor NormImpl::forward(const at::Tensor& x) const {
+  if (kind == NormKind::kRMSNorm) return rms_norm(x, weight, eps);
+  if (x.scalar_type() == at::kFloat) return at::layer_norm(x, {weight.size(0)}, weight, bias, eps);
+  // Reduced precision: statistics in float32.
+  return at::layer_norm(x.to(at::kFloat), {weight.size(0)}, weight.to(at::kFloat), bias.to(at::kFloat), eps)
+      .to(x.scalar_type());
+}
+
+void init_random(torch::nn::Module& module, uint64_t seed) {
+  auto generator = at::make_generator<at::CPUGeneratorImpl>(seed);
+  at::NoGradGuard no_grad;
+  for (auto& item : module.named_parameters(/*recurse=*/true)) {
+    auto& param = item.value();
+    if (!at::isFloatingType(param.scalar_type())) continue;
+    const auto& name = item.key();
+    at::Tensor values;
+    const bool is_norm_weight = param.dim() == 1 && name.find("norm") != std::string::npos &&
+                                name.size() > 7 && name.compare(name.size() - 7, 7, ".weight") == 0;
+    if (is_norm_weight) {
+      values = at::ones(param.sizes(), at::kFloat);
+    } else {
+      const double fan_in = param.dim() >= 2 ? static_cast<double>(param.numel() / param.size(0)) : 1.0;
+      values = at::normal(0.0, param.dim() >= 2 ? 1.0 / std::sqrt(fan_in) : 0.02, param.sizes(), generator);
+    }
+    param.copy_(values);
+  }
+}
+
+}  // namespace internvl::nn

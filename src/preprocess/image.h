@@ -1,0 +1,36 @@
+// Image decoding to 8-bit RGB exactly as the official pipelines' PIL `Image.open(f).convert('RGB')`:
+// grey replicated, alpha dropped (not composited), palette looked up (transparency ignored),
+// 16-bit samples clipped to 0..255 (not scaled), EXIF orientation ignored.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace cv {
+class Mat;
+}
+
+namespace internvl::preprocess {
+
+// Interleaved RGB, row-major, 3 bytes per pixel, no row padding.
+struct RgbImage {
+  int width = 0;
+  int height = 0;
+  std::vector<uint8_t> pixels;  // size width * height * 3
+
+  uint8_t* row(int y) { return pixels.data() + static_cast<std::size_t>(y) * width * 3; }
+  const uint8_t* row(int y) const { return pixels.data() + static_cast<std::size_t>(y) * width * 3; }
+};
+
+// Throw ImageError naming the file (or "<memory>") on unreadable, empty or non-image input.
+RgbImage decode_file(const std::string& path);
+RgbImage decode_bytes(const uint8_t* data, std::size_t size, const std::string& name = "<memory>");
+// From an OpenCV matrix in OpenCV's convention: 1 channel grey, 3 channels BGR, 4 channels BGRA;
+// CV_8U or CV_16U (16-bit clipped as PIL does).
+RgbImage from_mat(const cv::Mat& mat);
+// From a caller's interleaved RGB buffer with `stride_bytes` per row (0 = width * 3).
+RgbImage from_rgb(const uint8_t* data, int width, int height, std::size_t stride_bytes = 0);
+
+}  // namespace internvl::preprocess
