@@ -28,7 +28,8 @@ struct RgbImage {
 RgbImage decode_file(const std::string& path);
 RgbImage decode_bytes(const uint8_t* data, std::size_t size, const std::string& name = "<memory>");
 // From an OpenCV matrix in OpenCV's convention: 1 channel grey, 3 channels BGR, 4 channels BGRA;
-// CV_8U or CV_16U (16-bit clipped as PIL does).
+// CV_8U or CV_16U, 16-bit converted as PIL does for the same PNG/TIFF: grey clipped to 0..255
+// (mode I), colour reduced to the most significant byte (rawmode RGB;16B). Else InvalidArgument.
 RgbImage from_mat(const cv::Mat& mat);
 // From a caller's interleaved RGB buffer with `stride_bytes` per row (0 = width * 3).
 RgbImage from_rgb(const uint8_t* data, int width, int height, std::size_t stride_bytes = 0);

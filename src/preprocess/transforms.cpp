@@ -105,9 +105,8 @@ TileGrid find_closest_grid(int width, int height, int min_tiles, int max_tiles, 
   // (i / (P/i - 1)), which comes earlier and is strictly closer (when min_tiles = 1).
   std::vector<std::pair<int, int>> grids;
   for (int i = 1; i <= max_tiles; ++i) {
-    for (int j = 1; j <= max_tiles; ++j) {
-      const int64_t product = static_cast<int64_t>(i) * j;
-      if (product >= min_tiles && product <= max_tiles) grids.emplace_back(i, j);
+    for (int j = 1; j <= max_tiles / i; ++j) {
+      if (i * j >= min_tiles) grids.emplace_back(i, j);
     }
   }
   std::stable_sort(grids.begin(), grids.end(),
@@ -141,6 +140,9 @@ Tiles dynamic_tiles(const RgbImage& image, const TilingOptions& options) {
   const int tile = options.tile_size;
   const int cols = result.grid.cols;
   const int rows = result.grid.rows;
+  INTERNVL_CHECK(static_cast<int64_t>(tile) * cols <= std::numeric_limits<int>::max() &&
+                     static_cast<int64_t>(tile) * rows <= std::numeric_limits<int>::max(),
+                 InvalidArgument, "dynamic_tiles: ", cols, "x", rows, " tiles of ", tile, " pixels are too large");
   const RgbImage resized = resize_bicubic(image, tile * cols, tile * rows);
   result.tiles.reserve(static_cast<std::size_t>(cols) * rows + 1);
   if (cols == 1 && rows == 1) {

@@ -619,9 +619,15 @@ TEST(SafetensorsBadInput, EveryCorruptionIsCheckpointErrorOrValid) {
   write_safetensors(good, {{"a", "F32", {2}, bytes_of(f)}, {"b", "I64", {}, bytes_of(i)}});
   const std::string original = read_file_bytes(good);
   const auto path = dir + "/mutated.safetensors";
+  write_bytes(path, original);
   std::size_t rejected = 0, accepted = 0;
   const auto attempt = [&](const std::string& bytes) {
-    write_bytes(path, bytes);
+    // Rewrite in place (open + O_TRUNC is slow on some filesystems), then cut to length.
+    {
+      std::fstream out(path, std::ios::binary | std::ios::in | std::ios::out);
+      out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    }
+    truncate_file(path, bytes.size());
     try {
       SafetensorsFile st(path);
       for (const auto& name : st.names()) {

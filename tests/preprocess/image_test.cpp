@@ -448,3 +448,45 @@ TEST(DecodeErrors, CorruptedPayloadDoesNotCrash) {
     }
   }
 }
+
+// 16-bit PNGs written here (not fixture data): grey is clipped (Pillow mode I), colour keeps the
+// most significant byte (Pillow rawmode RGB;16B).
+TEST(Decode, SixteenBitPngGreyAndColour) {
+  cv::Mat grey(3, 4, CV_16UC1);
+  cv::Mat colour(3, 4, CV_16UC3);
+  std::mt19937 rng(3);
+  for (int y = 0; y < 3; ++y) {
+    for (int x = 0; x < 4; ++x) {
+      grey.at<uint16_t>(y, x) = static_cast<uint16_t>((x + 4 * y) % 3 == 0 ? rng() % 300 : rng());
+      colour.at<cv::Vec3w>(y, x) = cv::Vec3w(static_cast<uint16_t>(rng()), static_cast<uint16_t>(rng()),
+                                             static_cast<uint16_t>(rng()));
+    }
+  }
+  std::vector<uint8_t> png;
+  ASSERT_TRUE(cv::imencode(".png", grey, png));
+  const RgbImage g = decode_bytes(png.data(), png.size(), "grey16.png");
+  ASSERT_TRUE(cv::imencode(".png", colour, png));
+  const RgbImage c = decode_bytes(png.data(), png.size(), "colour16.png");
+  ASSERT_EQ(g.width, 4);
+  ASSERT_EQ(c.height, 3);
+  for (int y = 0; y < 3; ++y) {
+    for (int x = 0; x < 4; ++x) {
+      const uint16_t v = grey.at<uint16_t>(y, x);
+      const uint8_t clipped = v > 255 ? 255 : static_cast<uint8_t>(v);
+      EXPECT_EQ(g.row(y)[3 * x], clipped);
+      EXPECT_EQ(g.row(y)[3 * x + 1], clipped);
+      const cv::Vec3w bgr = colour.at<cv::Vec3w>(y, x);
+      EXPECT_EQ(c.row(y)[3 * x], bgr[2] >> 8);
+      EXPECT_EQ(c.row(y)[3 * x + 1], bgr[1] >> 8);
+      EXPECT_EQ(c.row(y)[3 * x + 2], bgr[0] >> 8);
+    }
+  }
+}
+
+// A header announcing a gigantic frame is refused before any pixel buffer is allocated.
+TEST(DecodeErrors, OversizedGifIsRefused) {
+  const std::vector<uint8_t> gif = {'G', 'I', 'F', '8', '9', 'a', 0xFF, 0xFF, 0xFF, 0xFF, 0x00, 0x00, 0x00,
+                                    0x2C, 0x00, 0x00, 0x00, 0x00, 0xFF, 0xFF, 0xFF, 0xFF, 0x00, 0x08, 0x01,
+                                    0x00, 0x00, 0x3B};
+  EXPECT_TRUE(ThrowsMentioning([&] { decode_bytes(gif.data(), gif.size(), "huge.gif"); }, "too large"));
+}
