@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR="${BUILD_DIR:-build}"
 bash scripts/setup.sh
-bash scripts/build.sh internvl-vision
+bash scripts/build.sh --target internvl-vision
 FIXTURES="${INTERNVL_FIXTURES_DIR:-tests/data/fixtures}"
 MODEL="${1:-$FIXTURES/internvl-chat-internlm2-tiny}"
 shift $(( $# > 0 ? 1 : 0 )) || true
