@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -110,6 +111,12 @@ Closeness compare(const at::Tensor& actual, const at::Tensor& expected, double r
   const auto c = compare(actual, expected, rtol, atol_rel_to_max);
   std::ostringstream msg;
   msg << "max_abs=" << c.max_abs << " rel_l2=" << c.rel_l2 << " worst_excess=" << c.worst_excess;
+  // INTERNVL_PRINT_ERRORS=1 prints every comparison (for issue notes and tolerance reviews).
+  if (const char* print = std::getenv("INTERNVL_PRINT_ERRORS"); print != nullptr && *print == '1') {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    std::printf("[errors] %s.%s %s\n", info ? info->test_suite_name() : "?", info ? info->name() : "?",
+                msg.str().c_str());
+  }
   if (!std::isfinite(c.rel_l2) || c.worst_excess > 0 || c.rel_l2 > rel_l2_max) {
     return ::testing::AssertionFailure() << msg.str();
   }

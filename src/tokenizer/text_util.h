@@ -1,0 +1,33 @@
+// Small UTF-8 helpers shared by the tokenizer and the chat templates. Where Python semantics are
+// reproduced (str.strip, str.split, str.replace(old, new, 1)) the function says so.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace internvl::tokenizer {
+
+// True when `text` is well-formed UTF-8 (no overlong forms, surrogates or code points > U+10FFFF).
+bool is_valid_utf8(std::string_view text);
+
+// Python's str.isspace() for one code point.
+bool is_python_whitespace(char32_t code_point);
+
+// Python str.lstrip() / rstrip() / strip() without arguments (Unicode whitespace).
+std::string_view python_lstrip(std::string_view text);
+std::string_view python_rstrip(std::string_view text);
+std::string_view python_strip(std::string_view text);
+
+// Python str.replace(old, new, count) (count < 0: all occurrences, non-overlapping, left to right).
+std::string python_replace(std::string_view text, std::string_view old_text, std::string_view new_text,
+                           int64_t count = -1);
+
+// Python str.split(sep) with a non-empty separator.
+std::vector<std::string> python_split(std::string_view text, std::string_view sep);
+
+// transformers' PreTrainedTokenizerBase.clean_up_tokenization (" ." -> "." and so on, in order).
+std::string clean_up_tokenization(std::string_view text);
+
+}  // namespace internvl::tokenizer
