@@ -3,10 +3,13 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
+#include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 
 #include "common/check.h"
+#include "common/eigen_tensor.h"
 #include "internvl/torch.h"
 #include "io/safetensors.h"
 #include "io/state_dict.h"
@@ -52,6 +55,200 @@ at::Tensor Model::Impl::preprocess(const Image& image) const {
     return preprocess::normalize_imagenet(preprocess::dynamic_tiles(rgb, tiling).tiles);
   }
   return preprocess::normalize_imagenet({preprocess::retrieval_transform(rgb, clip_config->vision.image_size)});
+}
+
+namespace {
+
+// FNV-1a over config.json and the checkpoint's tensor names and shapes: two folders with the same
+// model give the same id; another model or a changed config gives another.
+std::string make_model_id(const ModelInfo& info, const std::string& config_path, const io::Checkpoint& checkpoint) {
+  uint64_t hash = 1469598103934665603ull;
+  auto mix = [&](const std::string& text) {
+    for (unsigned char c : text) hash = (hash ^ c) * 1099511628211ull;
+  };
+  std::ifstream in(config_path, std::ios::binary);
+  mix(std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()));
+  for (const auto& name : checkpoint.names()) {
+    mix(name);
+    for (const auto d : checkpoint.tensor(name).shape) mix(std::to_string(d) + ",");
+  }
+  char hex[17];
+  std::snprintf(hex, sizeof(hex), "%016llx", static_cast<unsigned long long>(hash));
+  return info.architecture + ":" + hex;
+}
+
+Matrix rows_normalised(const at::Tensor& t, bool normalize) {
+  return to_matrix(normalize ? t / t.norm(2, -1, true) : t);
+}
+
+void check_batch_size(int batch_size) {
+  INTERNVL_CHECK(batch_size > 0, InvalidArgument, "batch_size must be positive, got ", batch_size);
+}
+
+}  // namespace
+
+// ---- retrieval -------------------------------------------------------------------------------
+
+const models::InternVLClipImpl& Model::Impl::require_clip(const char* operation) const {
+  INTERNVL_CHECK(!clip.is_empty(), UnsupportedError, operation, " needs an InternVL-C/G checkpoint (InternVLModel); ",
+                 info.path, " is ", info.architecture);
+  return *clip;
+}
+
+const tokenizer::Tokenizer& Model::Impl::require_tokenizer(const char* operation) const {
+  INTERNVL_CHECK(tokenizer != nullptr, ConfigError, operation, " needs ", (fs::path(info.path) / "tokenizer.model").string(),
+                 ", which is missing");
+  return *tokenizer;
+}
+
+at::Tensor Model::Impl::encode_images(const std::vector<Image>& images, const EmbedOptions& options) const {
+  const auto& model = require_clip("embed_image");
+  check_batch_size(options.batch_size);
+  const auto mode = options.mode == EmbedMode::kG ? models::ClipMode::kG : models::ClipMode::kC;
+  at::NoGradGuard no_grad;
+  std::vector<at::Tensor> out;
+  for (size_t start = 0; start < images.size(); start += options.batch_size) {
+    std::vector<at::Tensor> pixels;
+    for (size_t i = start; i < std::min(images.size(), start + options.batch_size); ++i) {
+      pixels.push_back(preprocess(images[i]));
+    }
+    out.push_back(model.encode_image(at::cat(pixels, 0).to(device, dtype), mode).to(at::kCPU, at::kFloat));
+  }
+  if (out.empty()) return at::empty({0, clip_config->clip_embed_dim}, at::kFloat);
+  return at::cat(out, 0);
+}
+
+at::Tensor Model::Impl::encode_texts(const std::vector<std::string>& texts, const EmbedOptions& options) const {
+  const auto& model = require_clip("embed_text");
+  const auto& tok = require_tokenizer("embed_text");
+  check_batch_size(options.batch_size);
+  at::NoGradGuard no_grad;
+  std::vector<at::Tensor> out;
+  for (size_t start = 0; start < texts.size(); start += options.batch_size) {
+    std::vector<at::Tensor> rows;
+    for (size_t i = start; i < std::min(texts.size(), start + options.batch_size); ++i) {
+      const auto encoding = tok.encode_for_retrieval(texts[i]);
+      rows.push_back(at::tensor(encoding.input_ids, at::kLong));
+    }
+    out.push_back(model.encode_text(at::stack(rows, 0).to(device)).to(at::kCPU, at::kFloat));
+  }
+  if (out.empty()) return at::empty({0, clip_config->clip_embed_dim}, at::kFloat);
+  return at::cat(out, 0);
+}
+
+Matrix Model::embed_image(const std::vector<Image>& images, const EmbedOptions& options) const {
+  return rows_normalised(impl_->encode_images(images, options), options.normalize);
+}
+
+Matrix Model::embed_text(const std::vector<std::string>& texts, const EmbedOptions& options) const {
+  return rows_normalised(impl_->encode_texts(texts, options), options.normalize);
+}
+
+float Model::logit_scale() const {
+  at::NoGradGuard no_grad;
+  return impl_->require_clip("logit_scale").logit_scale.exp().item<float>();
+}
+
+Matrix Model::logits_per_image(const Matrix& image_embeds, const Matrix& text_embeds) const {
+  const auto& model = impl_->require_clip("logits_per_image");
+  INTERNVL_CHECK(image_embeds.cols() == text_embeds.cols() && image_embeds.cols() == impl_->clip_config->clip_embed_dim,
+                 InvalidArgument, "logits_per_image: embeddings must have ", impl_->clip_config->clip_embed_dim,
+                 " columns, got ", image_embeds.cols(), " and ", text_embeds.cols());
+  at::NoGradGuard no_grad;
+  return to_matrix(model.logits_per_image(to_tensor(image_embeds), to_tensor(text_embeds)).to(at::kFloat));
+}
+
+const std::string& Model::model_id() const { return impl_->model_id; }
+
+Index Model::create_index(EmbedMode mode) const {
+  impl_->require_clip("create_index");
+  return Index(impl_->model_id, mode, impl_->clip_config->clip_embed_dim);
+}
+
+std::vector<std::vector<SearchHit>> Model::retrieve(const std::vector<std::string>& texts, const Index& index, int k,
+                                                    int batch_size) const {
+  impl_->require_clip("retrieve");
+  INTERNVL_CHECK(index.model_id() == impl_->model_id, InvalidArgument, "retrieve: the index holds embeddings of '",
+                 index.model_id(), "', not of this model ('", impl_->model_id, "')");
+  EmbedOptions options;
+  options.mode = index.mode();
+  options.batch_size = batch_size;
+  return index.search(embed_text(texts, options), k);
+}
+
+std::vector<std::vector<SearchHit>> Model::retrieve(const std::vector<Image>& images, const Index& index, int k,
+                                                    int batch_size) const {
+  impl_->require_clip("retrieve");
+  INTERNVL_CHECK(index.model_id() == impl_->model_id, InvalidArgument, "retrieve: the index holds embeddings of '",
+                 index.model_id(), "', not of this model ('", impl_->model_id, "')");
+  EmbedOptions options;
+  options.mode = index.mode();
+  options.batch_size = batch_size;
+  return index.search(embed_image(images, options), k);
+}
+
+Matrix Model::zero_shot_weights(const std::vector<std::string>& class_names, const std::vector<std::string>& templates,
+                                const EmbedOptions& options) const {
+  impl_->require_clip("zero_shot_weights");
+  INTERNVL_CHECK(!class_names.empty(), InvalidArgument, "zero_shot_weights: no class names");
+  INTERNVL_CHECK(!templates.empty(), InvalidArgument, "zero_shot_weights: no templates");
+  for (const auto& t : templates) {
+    INTERNVL_CHECK(t.find("{}") != std::string::npos, InvalidArgument, "zero_shot_weights: template '", t,
+                   "' has no {} placeholder");
+  }
+  std::vector<at::Tensor> weights;
+  for (const auto& name : class_names) {
+    std::vector<std::string> texts;
+    for (const auto& t : templates) {
+      std::string text = t;
+      for (auto pos = text.find("{}"); pos != std::string::npos; pos = text.find("{}", pos + name.size())) {
+        text.replace(pos, 2, name);
+      }
+      texts.push_back(std::move(text));
+    }
+    auto e = impl_->encode_texts(texts, options);
+    e = e / e.norm(2, -1, true);
+    auto mean = e.mean(0);
+    weights.push_back(mean / mean.norm());
+  }
+  return to_matrix(at::stack(weights, 0));
+}
+
+std::vector<std::vector<ClassScore>> Model::classify(const std::vector<Image>& images, const Matrix& class_weights,
+                                                     const std::vector<std::string>& class_names, int k,
+                                                     const EmbedOptions& options) const {
+  impl_->require_clip("classify");
+  INTERNVL_CHECK(class_weights.rows() == static_cast<Eigen::Index>(class_names.size()) && class_weights.rows() > 0,
+                 InvalidArgument, "classify: ", class_weights.rows(), " class weight rows for ", class_names.size(),
+                 " class names");
+  INTERNVL_CHECK(k > 0, InvalidArgument, "classify: k must be positive, got ", k);
+  auto image = impl_->encode_images(images, options);
+  image = image / image.norm(2, -1, true);
+  const auto scores = at::matmul(image, to_tensor(class_weights).t());  // [images, classes]
+  const auto probs = at::softmax(scores * logit_scale(), 1);
+  const int64_t top = std::min<int64_t>(k, scores.size(1));
+  const auto [values, indices] = at::topk(scores, top, 1);
+  std::vector<std::vector<ClassScore>> out(images.size());
+  for (size_t i = 0; i < images.size(); ++i) {
+    for (int64_t j = 0; j < top; ++j) {
+      const auto c = indices[i][j].item<int64_t>();
+      out[i].push_back({static_cast<int>(c), class_names[c], values[i][j].item<float>(), probs[i][c].item<float>()});
+    }
+  }
+  return out;
+}
+
+const std::vector<std::string>& Model::default_templates() {
+  static const std::vector<std::string> templates = {
+      "a photo of a {}.",         "a good photo of a {}.",      "a bad photo of a {}.",
+      "a close-up photo of a {}.", "a bright photo of a {}.",   "a dark photo of a {}.",
+      "a cropped photo of a {}.", "a blurry photo of a {}.",    "a photo of the large {}.",
+      "a photo of the small {}.", "a photo of one {}.",         "a photo of many {}.",
+      "a drawing of a {}.",       "a painting of the {}.",      "a sketch of a {}.",
+      "a rendering of a {}.",     "a black and white photo of a {}.", "a low resolution photo of a {}.",
+      "art of the {}.",           "itap of a {}.",
+  };
+  return templates;
 }
 
 Model::Model(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -101,24 +298,33 @@ Model Model::load(const std::string& directory, const LoadOptions& options) {
 
   const io::Checkpoint checkpoint(directory);
   nn::ParamInit init{impl->dtype, impl->device};
-  impl->vision = models::InternVisionModel(vision_config, init);
-  impl->vision->set_force_aten(options.force_aten);
   io::LoadOptions load;
   load.dtype = impl->dtype;
   load.device = impl->device;
-  load.prefix = "vision_model.";
-  io::load_state_dict(*impl->vision, checkpoint, load);
-  impl->vision->eval();
-
-  // Keys of components this build does not implement yet stay unused and are reported.
-  std::set<std::string> used;
-  for (const auto& p : impl->vision->named_parameters(true)) {
-    used.insert(load.prefix + p.key());
-    info.num_parameters += p.value().numel();
+  torch::nn::Module* root = nullptr;
+  if (impl->clip_config) {
+    impl->clip = models::InternVLClip(*impl->clip_config, init);
+    impl->vision = impl->clip->vision_model;
+    root = impl->clip.ptr().get();
+  } else {
+    impl->vision = models::InternVisionModel(vision_config, init);
+    load.prefix = "vision_model.";
+    root = impl->vision.ptr().get();
   }
+  impl->vision->set_force_aten(options.force_aten);
+  const auto report = io::load_state_dict(*root, checkpoint, load);
+  root->eval();
+  info.unused_weights = report.unused;
   for (const auto& name : checkpoint.names()) {
-    if (!used.count(name)) info.unused_weights.push_back(name);
+    // Keys outside the prefix (e.g. a chat model's LLM, not built here) are unused too.
+    if (!load.prefix.empty() && name.rfind(load.prefix, 0) != 0) info.unused_weights.push_back(name);
   }
+  for (const auto& p : root->parameters(true)) info.num_parameters += p.numel();
+
+  if (fs::exists(fs::path(directory) / "tokenizer.model")) {
+    impl->tokenizer = std::make_unique<tokenizer::Tokenizer>(directory);
+  }
+  impl->model_id = make_model_id(info, config_path, checkpoint);
   return Model(std::move(impl));
 }
 

@@ -9,6 +9,8 @@
 #include "internvl/model.h"
 #include "io/config.h"
 #include "models/intern_vit.h"
+#include "models/internvl_clip.h"
+#include "tokenizer/tokenizer.h"
 #include "preprocess/image.h"
 
 namespace internvl {
@@ -20,6 +22,9 @@ struct Model::Impl {
   std::optional<io::InternVLConfig> clip_config;       // InternVLModel
   std::optional<io::InternVLChatConfig> chat_config;   // InternVLChatModel
   models::InternVisionModel vision{nullptr};
+  models::InternVLClip clip{nullptr};                   // InternVLModel only
+  std::unique_ptr<tokenizer::Tokenizer> tokenizer;      // when the folder has tokenizer.model
+  std::string model_id;
   c10::ScalarType dtype = c10::kFloat;
   c10::Device device = c10::kCPU;
 
@@ -27,6 +32,12 @@ struct Model::Impl {
   static preprocess::RgbImage decode(const Image& image);
   // Model-specific preprocessing: [tiles, 3, S, S] float32 on CPU.
   at::Tensor preprocess(const Image& image) const;
+
+  const models::InternVLClipImpl& require_clip(const char* operation) const;
+  const tokenizer::Tokenizer& require_tokenizer(const char* operation) const;
+  // Official encode_image / encode_text on [n, E] float32 CPU.
+  at::Tensor encode_images(const std::vector<Image>& images, const EmbedOptions& options) const;
+  at::Tensor encode_texts(const std::vector<std::string>& texts, const EmbedOptions& options) const;
 };
 
 c10::ScalarType to_scalar_type(DType dtype);

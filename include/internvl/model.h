@@ -4,6 +4,9 @@
 #include <memory>
 #include <string>
 
+#include <vector>
+
+#include "internvl/index.h"
 #include "internvl/options.h"
 #include "internvl/types.h"
 
@@ -22,6 +25,40 @@ class Model {
 
   const ModelInfo& info() const;
   const LoadOptions& options() const;
+
+  // ---- retrieval (InternVLModel checkpoints; others throw UnsupportedError) ----------------
+
+  // The official encode_image: one row per image, [images, clip_embed_dim]. Images are decoded
+  // and resized exactly as the official retrieval transform. ImageError names a bad image.
+  Matrix embed_image(const std::vector<Image>& images, const EmbedOptions& options = {}) const;
+  // The official encode_text ('summarize:' prefix, 80 tokens): [texts, clip_embed_dim].
+  Matrix embed_text(const std::vector<std::string>& texts, const EmbedOptions& options = {}) const;
+  // exp(logit_scale) · normalize(images) · normalize(texts)ᵀ, the official logits_per_image.
+  Matrix logits_per_image(const Matrix& image_embeds, const Matrix& text_embeds) const;
+  float logit_scale() const;  // exp of the checkpoint's logit_scale parameter
+
+  // An empty index bound to this model and mode.
+  Index create_index(EmbedMode mode) const;
+  // Identifies this checkpoint in indexes (architecture, sizes and a hash of config.json).
+  const std::string& model_id() const;
+  // Text or image queries against an index of this model (mode taken from the index).
+  std::vector<std::vector<SearchHit>> retrieve(const std::vector<std::string>& texts, const Index& index,
+                                               int k, int batch_size = 8) const;
+  std::vector<std::vector<SearchHit>> retrieve(const std::vector<Image>& images, const Index& index, int k,
+                                               int batch_size = 8) const;
+
+  // Zero-shot classification, the clip_benchmark way: every class name through every template
+  // ("{}" is replaced by the name), text embeddings normalised, averaged, re-normalised.
+  // Returns [classes, clip_embed_dim].
+  Matrix zero_shot_weights(const std::vector<std::string>& class_names,
+                           const std::vector<std::string>& templates = default_templates(),
+                           const EmbedOptions& options = {}) const;
+  // Top-k classes per image for weights from zero_shot_weights().
+  std::vector<std::vector<ClassScore>> classify(const std::vector<Image>& images, const Matrix& class_weights,
+                                                const std::vector<std::string>& class_names, int k,
+                                                const EmbedOptions& options = {}) const;
+  // Built-in English ImageNet-style prompt templates.
+  static const std::vector<std::string>& default_templates();
 
   struct Impl;
   Impl& impl() const { return *impl_; }  // for the optional adapters (internvl/torch.h)

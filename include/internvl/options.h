@@ -3,6 +3,8 @@
 
 #include <string>
 
+#include "internvl/types.h"
+
 namespace internvl {
 
 enum class Device { kCPU, kCUDA };
@@ -15,6 +17,13 @@ struct LoadOptions {
   DType dtype = DType::kFloat32; // compute dtype; checkpoints are converted once on load
   bool force_aten = false;       // use the plain ATen paths even where a CUDA kernel exists (A/B checks)
   int num_threads = 0;           // CPU intra-op threads; 0 keeps LibTorch's default
+};
+
+// Options of Model::embed_image / embed_text / retrieve / classify.
+struct EmbedOptions {
+  EmbedMode mode = EmbedMode::kC;  // InternVL-C or InternVL-G (images; text is the same for both)
+  int batch_size = 8;              // inputs per forward pass (> 0)
+  bool normalize = false;          // L2-normalise rows (the official encode_* return them unnormalised)
 };
 
 const char* to_string(Device device);

@@ -1,12 +1,36 @@
 // Plain value types of the public API (no LibTorch or OpenCV types).
 #pragma once
 
+#include <Eigen/Core>
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
 
 namespace internvl {
+
+// Embeddings and score matrices: one row per input, row-major float.
+using Matrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+// InternVL-C (attention pooling over InternViT) or InternVL-G (adds the QLLaMA query branch).
+enum class EmbedMode { kC, kG };
+const char* to_string(EmbedMode mode);       // "c" | "g"
+EmbedMode parse_embed_mode(const std::string& text);  // "c"/"g" (case-insensitive); InvalidArgument
+
+// One search result.
+struct SearchHit {
+  std::string id;   // the id given when the entry was added (e.g. an image path)
+  int64_t row = 0;  // row in the index
+  float score = 0;  // cosine similarity in [-1, 1]
+};
+
+// One zero-shot prediction.
+struct ClassScore {
+  int class_index = 0;
+  std::string label;
+  float score = 0;        // cosine similarity between image and class embedding
+  float probability = 0;  // softmax over classes of exp(logit_scale) * score
+};
 
 // An image to read: a file path, encoded bytes (JPEG, PNG, BMP, GIF, WebP, TIFF), or raw
 // interleaved 8-bit RGB pixels. Decoding follows the official PIL `convert('RGB')`.

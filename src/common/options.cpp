@@ -39,6 +39,15 @@ DType parse_dtype(const std::string& text) {
   INTERNVL_THROW(InvalidArgument, "dtype '", text, "' is not one of fp32, bf16, fp16");
 }
 
+const char* to_string(EmbedMode mode) { return mode == EmbedMode::kG ? "g" : "c"; }
+
+EmbedMode parse_embed_mode(const std::string& text) {
+  const auto t = lower(text);
+  if (t == "c") return EmbedMode::kC;
+  if (t == "g") return EmbedMode::kG;
+  INTERNVL_THROW(InvalidArgument, "mode '", text, "' is not one of c, g");
+}
+
 Image Image::from_file(std::string path) {
   INTERNVL_CHECK(!path.empty(), InvalidArgument, "Image::from_file: empty path");
   Image image;
