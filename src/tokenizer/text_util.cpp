@@ -121,14 +121,44 @@ std::vector<std::string> python_split(std::string_view text, std::string_view se
   return parts;
 }
 
+namespace {
+
+// PreTrainedTokenizerBase.clean_up_tokenization, applied in this order.
+constexpr std::pair<std::string_view, std::string_view> kCleanUpRules[] = {
+    {" .", "."},     {" ?", "?"},   {" !", "!"},   {" ,", ","},     {" ' ", "'"},
+    {" n't", "n't"}, {" 'm", "'m"}, {" 's", "'s"}, {" 've", "'ve"}, {" 're", "'re"},
+};
+
+bool ends_on_char_boundary(std::string_view text) {
+  size_t start = text.size();
+  while (start > 0 && text.size() - start < 4 && (static_cast<unsigned char>(text[start - 1]) & 0xC0) == 0x80) --start;
+  if (start == 0) return start == text.size();
+  const auto lead = static_cast<unsigned char>(text[start - 1]);
+  const size_t have = text.size() - start + 1;
+  const size_t need = lead < 0x80 ? 1 : lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+  return have >= need;
+}
+
+}  // namespace
+
 std::string clean_up_tokenization(std::string_view text) {
-  static const std::pair<const char*, const char*> kRules[] = {
-      {" .", "."},   {" ?", "?"},     {" !", "!"},     {" ,", ","},     {" ' ", "'"},
-      {" n't", "n't"}, {" 'm", "'m"}, {" 's", "'s"}, {" 've", "'ve"}, {" 're", "'re"},
-  };
   std::string out(text);
-  for (const auto& [from, to] : kRules) out = python_replace(out, from, to);
+  for (const auto& [from, to] : kCleanUpRules) out = python_replace(out, from, to);
   return out;
+}
+
+bool clean_up_tokenization_is_final(std::string_view prefix) {
+  if (!ends_on_char_boundary(prefix)) return false;
+  // Every pattern starts with ' ': an occurrence can only span the end of the (partially cleaned)
+  // prefix when a suffix of it is a proper prefix of the pattern.
+  std::string current(prefix);
+  for (const auto& [from, to] : kCleanUpRules) {
+    for (size_t length = 1; length < from.size() && length <= current.size(); ++length) {
+      if (std::string_view(current).substr(current.size() - length) == from.substr(0, length)) return false;
+    }
+    current = python_replace(current, from, to);
+  }
+  return true;
 }
 
 }  // namespace internvl::tokenizer

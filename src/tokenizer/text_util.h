@@ -30,4 +30,8 @@ std::vector<std::string> python_split(std::string_view text, std::string_view se
 // transformers' PreTrainedTokenizerBase.clean_up_tokenization (" ." -> "." and so on, in order).
 std::string clean_up_tokenization(std::string_view text);
 
+// True when `prefix` ends on a UTF-8 character boundary and, for every continuation,
+// clean_up_tokenization(prefix + rest) == clean_up_tokenization(prefix) + clean_up_tokenization(rest).
+bool clean_up_tokenization_is_final(std::string_view prefix);
+
 }  // namespace internvl::tokenizer

@@ -165,6 +165,7 @@ int byte_piece_value(std::string_view piece) {
   return value;
 }
 
+
 }  // namespace
 
 const char* to_string(TokenizerFlavour flavour) {
@@ -192,7 +193,8 @@ class Tokenizer::Impl {
   bool is_skipped(int64_t id, const DecodeOptions& options) const;
   std::string id_to_token(int64_t id) const;
   std::string sp_decode(const std::vector<std::string>& pieces) const;
-  std::string convert_tokens_to_string(std::vector<std::string> tokens) const;
+  // `raw`: skip InternLM2Tokenizer's clean_up_tokenization (for the stream decoder).
+  std::string convert_tokens_to_string(std::vector<std::string> tokens, bool raw = false) const;
   std::string decode_tokens(const std::vector<std::string>& tokens, const DecodeOptions& options) const;
   bool cleans_up(const DecodeOptions& options) const {
     return flavour_ == TokenizerFlavour::kInternLM2 || options.clean_up_tokenization_spaces.value_or(clean_up_spaces_);
@@ -582,7 +584,7 @@ std::string Tokenizer::Impl::sp_decode(const std::vector<std::string>& pieces) c
   return text;
 }
 
-std::string Tokenizer::Impl::convert_tokens_to_string(std::vector<std::string> tokens) const {
+std::string Tokenizer::Impl::convert_tokens_to_string(std::vector<std::string> tokens, bool raw) const {
   std::string out;
   std::vector<std::string> current;
   bool prev_is_special = false;
@@ -601,7 +603,7 @@ std::string Tokenizer::Impl::convert_tokens_to_string(std::vector<std::string> t
       }
     }
     out += sp_decode(current);
-    return clean_up_tokenization(out);
+    return raw ? out : clean_up_tokenization(out);
   }
   // LlamaTokenizer.convert_tokens_to_string.
   if (!tokens.empty() && tokens[0].compare(0, kSpieceUnderline.size(), kSpieceUnderline) == 0)
@@ -734,13 +736,13 @@ void Tokenizer::set_add_eos_token(bool value) { impl_->add_eos_ = value; }
 StreamDecoder::StreamDecoder(const Tokenizer& tokenizer, const DecodeOptions& options)
     : tokenizer_(&tokenizer), options_(options) {}
 
-size_t StreamDecoder::stable_length(const std::string& text) const {
+size_t StreamDecoder::stable_length(const std::vector<std::string>& tokens, const std::string& text) const {
   const Tokenizer::Impl& impl = *tokenizer_->impl_;
   size_t stable = text.size();
   // (a) Trailing byte pieces that may still become a valid UTF-8 character are shown as one
   // U+FFFD each; hold them back until the character is complete or proven invalid.
   std::vector<int> bytes;
-  for (auto it = tokens_.rbegin(); it != tokens_.rend() && bytes.size() < 4 && impl.is_byte_piece(*it); ++it)
+  for (auto it = tokens.rbegin(); it != tokens.rend() && bytes.size() < 4 && impl.is_byte_piece(*it); ++it)
     bytes.insert(bytes.begin(), byte_piece_value(*it));
   size_t pending = 0;
   for (size_t j = 0; j < bytes.size(); ++j) {
@@ -761,34 +763,99 @@ size_t StreamDecoder::stable_length(const std::string& text) const {
     stable -= kReplacement.size();
   }
   // (b) InternLM2Tokenizer and legacy LlamaTokenizer put a ' ' in front of the text decoded since
-  // the last special token once the next special token arrives (convert_tokens_to_string), so
+  // the last special token once the next special token arrives (convert_tokensto_string), so
   // with special tokens kept that text is final only after such a token.
   const bool spaces_before_specials =
       impl.flavour_ == TokenizerFlavour::kInternLM2 || impl.flavour_ == TokenizerFlavour::kLlamaLegacy;
   const auto is_boundary = [&](const std::string& token) {
-    return impl.all_special_set_.count(token) != 0 || impl.legacy_added_tokens_.count(token) != 0;
+    return impl.all_special_set_.count(token) != 0 || impl.legacy_added_tokens.count(token) != 0;
   };
-  if (spaces_before_specials && !options_.skip_special_tokens && !tokens_.empty() && !is_boundary(tokens_.back())) {
-    size_t group_start = 0;  // tokens_[group_start:] is the open group
-    for (size_t i = tokens_.size(); i-- > 0;) {
-      if (is_boundary(tokens_[i])) {
+  if (spaces_before_specials && !options_.skip_special_tokens && !tokens.empty() && !is_boundary(tokens.back())) {
+    size_t group_start = 0;  // tokens[group_start:] is the open group
+    for (size_t i = tokens.size(); i-- > 0;) {
+      if (is_boundary(tokens[i])) {
         group_start = i + 1;
         break;
       }
     }
     const std::string closed = impl.decode_tokens(
-        std::vector<std::string>(tokens_.begin(), tokens_.begin() + static_cast<std::ptrdiff_t>(group_start)),
+        std::vector<std::string>(tokens.begin(), tokens.begin() + static_cast<std::ptrdiff_t>(group_start)),
         options_);
     stable = std::min(stable, text.compare(0, closed.size(), closed) == 0 ? closed.size() : size_t{0});
   }
-  // (c) clean_up_tokenization may still delete a space near the end (" ." -> ".", " n't", ...).
-  if (impl.cleans_up(options_)) {
-    constexpr size_t kWindow = 8;
-    const size_t from = stable > kWindow ? stable - kWindow : 0;
-    const size_t space = text.find(' ', from);
-    if (space != std::string::npos && space < stable) stable = space;
+  // (c) clean_up_tokenization may still delete spaces near the end (" ." -> ".", " n't", ...):
+  // only a prefix of the raw (not yet cleaned) text whose cleanup cannot interact with anything
+  // appended later is final.
+  const bool global_cleanup = options_.clean_up_tokenization_spaces.value_or(impl.clean_up_spaces_);
+  if (impl.flavour_ == TokenizerFlavour::kInternLM2 || global_cleanup) {
+    std::string raw;
+    if (impl.flavour_ == TokenizerFlavour::kInternLM2 && global_cleanup) {
+      return 0;  // two nested cleanups: keep everything until flush()
+    } else if (impl.flavour_ == TokenizerFlavour::kInternLM2) {
+      // The cleanup runs per convert_tokensto_string call; the open one follows the last
+      // legacy added token (earlier calls are final).
+      size_t open_start = 0;
+      for (size_t i = tokens.size(); i-- > 0;) {
+        if (impl.legacy_added_tokens.count(tokens[i])) {
+          open_start = i + 1;
+          break;
+        }
+      }
+      if (open_start == tokens.size()) return stable;
+      raw = impl.convert_tokensto_string(
+          std::vector<std::string>(tokens.begin() + static_cast<std::ptrdiff_t>(open_start), tokens.end()),
+          /*raw=*/true);
+    } else {
+      DecodeOptions uncleaned = options_;
+      uncleaned.clean_up_tokenization_spaces = false;
+      raw = impl.decode_tokens(tokens, uncleaned);
+    }
+    const std::string cleaned = clean_up_tokenization(raw);
+    if (cleaned.size() > text.size() || text.compare(text.size() - cleaned.size(), cleaned.size(), cleaned) != 0)
+      return 0;
+    const size_t closed = text.size() - cleaned.size();
+    size_t cut = raw.size();
+    for (size_t i = 0; i < pending && cut >= kReplacement.size(); ++i) {
+      if (std::string_view(raw).substr(cut - kReplacement.size(), kReplacement.size()) != kReplacement) break;
+      cut -= kReplacement.size();
+    }
+    while (cut > 0 && !clean_up_tokenization_is_final(std::string_view(raw).substr(0, cut))) --cut;
+    const std::string final_part = clean_up_tokenization(std::string_view(raw).substr(0, cut));
+    if (text.compare(closed, final_part.size(), final_part) != 0) return std::min(stable, closed);
+    stable = std::min(stable, closed + final_part.size());
   }
   return stable;
+}
+
+std::string StreamDecoder::emit(const std::string& window_text, size_t stable) {
+  // window_text = context_text_ + text of the tokens since the checkpoint.
+  if (window_text.compare(0, context_text_.size(), context_text_) != 0) return {};
+  const size_t done = emitted_.size() - checkpoint_emitted_;  // already returned, window coordinates
+  const size_t begin = context_text_.size() + done;
+  if (stable <= begin || window_text.compare(context_text_.size(), done, emitted_, checkpoint_emitted_, done) != 0)
+    return {};
+  std::string fresh = window_text.substr(begin, stable - begin);
+  emitted_ += fresh;
+  return fresh;
+}
+
+void StreamDecoder::maybe_checkpoint(const std::string& window_text, size_t stable) {
+  constexpr size_t kContext = 8;       // tokens kept as left context
+  constexpr size_t kMinWindow = 64;    // re-decode at most this many tokens before moving on
+  if (window_.size() < kMinWindow || stable != window_text.size()) return;
+  const Tokenizer::Impl& impl = *tokenizer_->impl_;
+  // The context must end with an ordinary piece with visible text: no byte run or special-token
+  // group crosses the cut, and SentencePiece's leading-space rule is settled after it.
+  const std::string& last = window_.back();
+  if (impl.added_encoder_.count(last) != 0 || !impl.is_sp_piece(last)) return;
+  const int id = impl.sp_.PieceToId(last);
+  if (impl.sp_.IsByte(id) || impl.sp_.IsControl(id) || impl.sp_.IsUnknown(id) || last == kSpieceUnderline) return;
+  std::vector<std::string> context(window_.end() - kContext, window_.end());
+  std::string context_text = impl.decode_tokens(context, options_);
+  if (context_text.empty() || stable_length(context, context_text) != context_text.size()) return;
+  window_ = std::move(context);
+  context_text_ = std::move(context_text);
+  checkpoint_emitted_ = emitted_.size();
 }
 
 std::string StreamDecoder::push(int64_t id) {
@@ -796,12 +863,11 @@ std::string StreamDecoder::push(int64_t id) {
   impl.check_id(id);
   ids_.push_back(id);
   if (impl.is_skipped(id, options_)) return {};
-  tokens_.push_back(impl.id_to_token(id));
-  const std::string text = impl.decode_tokens(tokens_, options_);
-  const size_t stable = stable_length(text);
-  if (stable <= emitted_.size() || text.compare(0, emitted_.size(), emitted_) != 0) return {};
-  std::string fresh = text.substr(emitted_.size(), stable - emitted_.size());
-  emitted_ += fresh;
+  window_.push_back(impl.id_to_token(id));
+  const std::string text = impl.decode_tokens(window_, options_);
+  const size_t stable = stable_length(window_, text);
+  std::string fresh = emit(text, stable);
+  maybe_checkpoint(text, stable);
   return fresh;
 }
 
@@ -812,16 +878,15 @@ std::string StreamDecoder::push(const std::vector<int64_t>& ids) {
 }
 
 std::string StreamDecoder::flush() {
-  const std::string text = tokenizer_->impl_->decode_tokens(tokens_, options_);
-  if (text.size() <= emitted_.size() || text.compare(0, emitted_.size(), emitted_) != 0) return {};
-  std::string fresh = text.substr(emitted_.size());
-  emitted_ = text;
-  return fresh;
+  const std::string text = tokenizer_->impl_->decode_tokens(window_, options_);
+  return emit(text, text.size());
 }
 
 void StreamDecoder::reset() {
   ids_.clear();
-  tokens_.clear();
+  window_.clear();
+  context_text_.clear();
+  checkpoint_emitted_ = 0;
   emitted_.clear();
 }
 

@@ -125,17 +125,23 @@ class Tokenizer {
 };
 
 // Incremental detokenizer for generation: push ids one at a time and get the newly completed
-// text. The concatenation of every push() and the final flush() equals
-// tokenizer.decode(all ids, options). Text is held back while the tail may still change: an
-// incomplete UTF-8 sequence of byte pieces, and (when the tokenizer applies clean_up_tokenization,
-// e.g. InternLM2) the last few characters after a space.
+// text. The concatenation of every push() and a final flush() equals
+// tokenizer.decode(all ids, options). Text is held back while it may still change:
+//   * an incomplete UTF-8 sequence of byte pieces (shown as U+FFFD by decode until complete);
+//   * with clean_up_tokenization (always for InternLM2), a tail whose cleanup could still
+//     change (" ." -> ".", " n't", " ' " ...);
+//   * with special tokens kept (skip_special_tokens=false) for InternLM2 / legacy LLaMA, the text
+//     since the last special token, because those classes put a space in front of it when the
+//     next special token arrives.
+// Each push costs O(window): the decoder re-decodes only the tokens since its last checkpoint
+// (plus a few tokens of context), taking checkpoints wherever everything so far is final.
 class StreamDecoder {
  public:
   explicit StreamDecoder(const Tokenizer& tokenizer, const DecodeOptions& options = {});
 
   std::string push(int64_t id);
   std::string push(const std::vector<int64_t>& ids);
-  // Everything not yet returned; the decoder keeps its ids (push may continue afterwards).
+  // Everything not yet returned. Call it once, at the end of the sequence.
   std::string flush();
   void reset();
 
@@ -144,12 +150,18 @@ class StreamDecoder {
   const std::string& emitted() const { return emitted_; }
 
  private:
-  size_t stable_length(const std::string& text) const;
+  // How much of `text` = decode(tokens) can no longer change, whatever tokens follow.
+  size_t stable_length(const std::vector<std::string>& tokens, const std::string& text) const;
+  // Emits rest-of-window text up to `stable` (window coordinates); returns the new text.
+  std::string emit(const std::string& window_text, size_t stable);
+  void maybe_checkpoint(const std::string& window_text, size_t stable);
 
   const Tokenizer* tokenizer_;
   DecodeOptions options_;
   std::vector<int64_t> ids_;
-  std::vector<std::string> tokens_;  // convert_ids_to_tokens of ids_ (special tokens filtered)
+  std::vector<std::string> window_;  // context tokens, then the tokens since the last checkpoint
+  std::string context_text_;         // decode(context tokens) on their own
+  size_t checkpoint_emitted_ = 0;    // emitted_.size() when the checkpoint was taken
   std::string emitted_;
 };
 

@@ -1,0 +1,156 @@
+#include "models/decoder.h"
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+
+#include "common/check.h"
+#include "nn/attention.h"
+#include "nn/rotary.h"
+
+namespace internvl::models {
+
+DecoderFlavour decoder_flavour(const io::LlmConfig& config) {
+  if (config.architecture == "InternLM2ForCausalLM") return DecoderFlavour::kInternLM2;
+  if (config.architecture == "LlamaForCausalLM") return DecoderFlavour::kLlama;
+  INTERNVL_THROW(ConfigError, "language model architecture '", config.architecture, "' is not supported");
+}
+
+DecoderLayerImpl::DecoderLayerImpl(const io::LlmConfig& c, DecoderFlavour f, const nn::ParamInit& init)
+    : config(c), flavour(f) {
+  const int64_t d = c.hidden_size, hd = c.head_dim(), h = c.num_attention_heads, hkv = c.num_key_value_heads;
+  const auto rms = [&](const char* name) {
+    return register_module(name, nn::Norm(nn::NormKind::kRMSNorm, d, c.rms_norm_eps, init));
+  };
+  if (flavour == DecoderFlavour::kInternLM2) {
+    attn_norm = rms("attention_norm");
+    ffn_norm = rms("ffn_norm");
+    auto attention = register_module("attention", std::make_shared<torch::nn::Module>());
+    wqkv = attention->register_module("wqkv", nn::Linear(d, (h + 2 * hkv) * hd, c.bias, init));
+    o_proj = attention->register_module("wo", nn::Linear(h * hd, d, c.bias, init));
+    auto ffn = register_module("feed_forward", std::make_shared<torch::nn::Module>());
+    gate = ffn->register_module("w1", nn::Linear(d, c.intermediate_size, false, init));
+    up = ffn->register_module("w3", nn::Linear(d, c.intermediate_size, false, init));
+    down = ffn->register_module("w2", nn::Linear(c.intermediate_size, d, false, init));
+  } else {
+    attn_norm = rms("input_layernorm");
+    ffn_norm = rms("post_attention_layernorm");
+    auto attention = register_module("self_attn", std::make_shared<torch::nn::Module>());
+    q_proj = attention->register_module("q_proj", nn::Linear(d, h * hd, c.bias, init));
+    k_proj = attention->register_module("k_proj", nn::Linear(d, hkv * hd, c.bias, init));
+    v_proj = attention->register_module("v_proj", nn::Linear(d, hkv * hd, c.bias, init));
+    o_proj = attention->register_module("o_proj", nn::Linear(h * hd, d, c.bias, init));
+    auto mlp = register_module("mlp", std::make_shared<torch::nn::Module>());
+    gate = mlp->register_module("gate_proj", nn::Linear(d, c.intermediate_size, false, init));
+    up = mlp->register_module("up_proj", nn::Linear(d, c.intermediate_size, false, init));
+    down = mlp->register_module("down_proj", nn::Linear(c.intermediate_size, d, false, init));
+  }
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> DecoderLayerImpl::project_qkv(const at::Tensor& x) const {
+  const int64_t batch = x.size(0), length = x.size(1), hd = config.head_dim();
+  const int64_t h = config.num_attention_heads, hkv = config.num_key_value_heads;
+  if (flavour == DecoderFlavour::kInternLM2) {
+    // wqkv rows are grouped per kv head: [Hkv, H/Hkv queries + key + value, hd].
+    const int64_t group = h / hkv;
+    const auto fused = wqkv->forward(x).view({batch, length, hkv, group + 2, hd});
+    auto q = fused.slice(3, 0, group).reshape({batch, length, h, hd}).transpose(1, 2);
+    auto k = fused.select(3, group).transpose(1, 2);
+    auto v = fused.select(3, group + 1).transpose(1, 2);
+    return {q, k, v};
+  }
+  auto q = q_proj->forward(x).view({batch, length, h, hd}).transpose(1, 2);
+  auto k = k_proj->forward(x).view({batch, length, hkv, hd}).transpose(1, 2);
+  auto v = v_proj->forward(x).view({batch, length, hkv, hd}).transpose(1, 2);
+  return {q, k, v};
+}
+
+at::Tensor DecoderLayerImpl::forward(const at::Tensor& h_in, const at::Tensor& cos, const at::Tensor& sin,
+                                     nn::KVCache& cache, int64_t index) const {
+  const int64_t batch = h_in.size(0), length = h_in.size(1);
+  auto [q, k, v] = project_qkv(attn_norm->forward(h_in));
+  q = nn::apply_rotary(q, cos, sin);
+  k = nn::apply_rotary(k, cos, sin);
+  const int64_t past = cache.length();
+  auto [keys, values] = cache.append(index, k, v);
+  nn::AttentionOptions options;
+  options.force_aten = force_aten;
+  at::Tensor mask;
+  if (length > 1) {
+    if (past == 0) {
+      options.causal = true;
+    } else {
+      // Queries are the last `length` of past+length positions (bottom-right aligned causal).
+      mask = at::ones({length, past + length}, at::TensorOptions().dtype(at::kBool).device(h_in.device())).tril(past);
+    }
+  }
+  const auto attended = nn::attention(q, keys, values, options, mask);  // [B, H, L, hd]
+  auto h = h_in + o_proj->forward(attended.transpose(1, 2).reshape({batch, length, -1}));
+  const auto x = ffn_norm->forward(h);
+  return h + down->forward(at::silu(gate->forward(x)) * up->forward(x));
+}
+
+CausalLMImpl::CausalLMImpl(const io::LlmConfig& c, const nn::ParamInit& init)
+    : config_(c), flavour_(decoder_flavour(c)) {
+  auto model = register_module("model", std::make_shared<torch::nn::Module>());
+  const bool internlm2 = flavour_ == DecoderFlavour::kInternLM2;
+  auto embed = model->register_module(internlm2 ? "tok_embeddings" : "embed_tokens", std::make_shared<torch::nn::Module>());
+  embed_weight = embed->register_parameter("weight", at::empty({c.vocab_size, c.hidden_size}, init.options()));
+  layers = model->register_module("layers", torch::nn::ModuleList());
+  for (int i = 0; i < c.num_hidden_layers; ++i) layers->push_back(DecoderLayer(c, flavour_, init));
+  norm = model->register_module("norm", nn::Norm(nn::NormKind::kRMSNorm, c.hidden_size, c.rms_norm_eps, init));
+  if (c.tie_word_embeddings) {
+    output_weight = embed_weight;
+  } else {
+    auto head = register_module(internlm2 ? "output" : "lm_head", std::make_shared<torch::nn::Module>());
+    output_weight = head->register_parameter("weight", at::empty({c.vocab_size, c.hidden_size}, init.options()));
+  }
+}
+
+void CausalLMImpl::set_force_aten(bool force) {
+  for (const auto& layer : *layers) layer->as<DecoderLayer>()->force_aten = force;
+}
+
+double CausalLMImpl::rope_base(int64_t seq_len) const {
+  const double base = config_.rope_theta;
+  if (!config_.rope_scaling || config_.rope_scaling->type != "dynamic" || seq_len <= config_.max_position_embeddings) {
+    return base;
+  }
+  const double factor = config_.rope_scaling->factor, dim = config_.head_dim();
+  return base * std::pow(factor * seq_len / config_.max_position_embeddings - (factor - 1), dim / (dim - 2));
+}
+
+at::Tensor CausalLMImpl::embed(const at::Tensor& input_ids) const {
+  INTERNVL_CHECK(input_ids.numel() == 0 || (input_ids.min().item<int64_t>() >= 0 &&
+                                            input_ids.max().item<int64_t>() < config_.vocab_size),
+                 InvalidArgument, "token ids must be in 0..", config_.vocab_size - 1);
+  return at::embedding(embed_weight, input_ids.to(embed_weight.device()));
+}
+
+nn::KVCache CausalLMImpl::make_cache(int64_t batch, int64_t capacity) const {
+  return nn::KVCache(config_.num_hidden_layers, batch, config_.num_key_value_heads, config_.head_dim(), capacity,
+                     embed_weight.options());
+}
+
+at::Tensor CausalLMImpl::forward(const at::Tensor& inputs_embeds, nn::KVCache& cache) const {
+  INTERNVL_CHECK(inputs_embeds.dim() == 3 && inputs_embeds.size(2) == config_.hidden_size, InvalidArgument,
+                 "decoder: inputs_embeds must be [batch, tokens, ", config_.hidden_size, "], got ", inputs_embeds.sizes());
+  INTERNVL_CHECK(cache.layers() == config_.num_hidden_layers, InvalidArgument, "decoder: the KV cache has ",
+                 cache.layers(), " layers, the model ", config_.num_hidden_layers);
+  const int64_t length = inputs_embeds.size(1), past = cache.length();
+  const auto positions = at::arange(past, past + length, at::TensorOptions().dtype(at::kLong).device(inputs_embeds.device()));
+  auto scaled = positions;
+  if (config_.rope_scaling && config_.rope_scaling->type == "linear") {
+    scaled = positions.to(at::kFloat) / config_.rope_scaling->factor;
+  }
+  const auto [cos, sin] = nn::rotary_cos_sin(scaled, config_.head_dim(), rope_base(past + length));
+  auto h = inputs_embeds.to(embed_weight.scalar_type());
+  int64_t index = 0;
+  for (const auto& layer : *layers) h = layer->as<DecoderLayer>()->forward(h, cos, sin, cache, index++);
+  cache.advance(length);
+  return norm->forward(h);
+}
+
+at::Tensor CausalLMImpl::logits(const at::Tensor& hidden) const { return at::linear(hidden, output_weight); }
+
+}  // namespace internvl::models

@@ -1,0 +1,77 @@
+// Decoder-only language models of the chat checkpoints, with a KV cache:
+//  - LLaMA (transformers LlamaForCausalLM): embed_tokens, self_attn.{q,k,v,o}_proj,
+//    input_layernorm / post_attention_layernorm, mlp.{gate,up,down}_proj, lm_head.
+//  - InternLM2 (modeling_internlm2.py): tok_embeddings, attention.wqkv (grouped layout) / wo,
+//    attention_norm / ffn_norm, feed_forward.w1 (gate) / w3 (up) / w2 (down), output.
+// Both: RMSNorm, RoPE (rotate-half, rope_theta, linear/dynamic scaling), GQA, SwiGLU.
+// Parameter names are the official ones below `language_model.`.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <torch/nn/modules/container/modulelist.h>
+
+#include "io/config.h"
+#include "nn/kv_cache.h"
+#include "nn/layers.h"
+
+namespace internvl::models {
+
+enum class DecoderFlavour { kLlama, kInternLM2 };
+DecoderFlavour decoder_flavour(const io::LlmConfig& config);
+
+class DecoderLayerImpl : public torch::nn::Module {
+ public:
+  DecoderLayerImpl(const io::LlmConfig& config, DecoderFlavour flavour, const nn::ParamInit& init);
+  // h [B, L, D]; cos/sin [L, hd]; appends this layer's keys/values to `cache` (layer `index`).
+  at::Tensor forward(const at::Tensor& h, const at::Tensor& cos, const at::Tensor& sin, nn::KVCache& cache,
+                     int64_t index) const;
+
+  io::LlmConfig config;
+  DecoderFlavour flavour;
+  bool force_aten = false;
+  nn::Norm attn_norm{nullptr}, ffn_norm{nullptr};
+  nn::Linear wqkv{nullptr};                                  // InternLM2
+  nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr};  // LLaMA
+  nn::Linear o_proj{nullptr};
+  nn::Linear gate{nullptr}, up{nullptr}, down{nullptr};
+
+ private:
+  // [B, L, D] -> q [B, H, L, hd], k/v [B, Hkv, L, hd]
+  std::tuple<at::Tensor, at::Tensor, at::Tensor> project_qkv(const at::Tensor& x) const;
+};
+TORCH_MODULE(DecoderLayer);
+
+// The LLM (`language_model`): `model.*` plus the output head.
+class CausalLMImpl : public torch::nn::Module {
+ public:
+  CausalLMImpl(const io::LlmConfig& config, const nn::ParamInit& init);
+
+  // Token embeddings [B, L, D] for ids [B, L].
+  at::Tensor embed(const at::Tensor& input_ids) const;
+  // Runs the layers over embeddings [B, L, D] continuing `cache` (positions cache.length()..);
+  // returns final-norm hidden states [B, L, D] and advances the cache by L.
+  at::Tensor forward(const at::Tensor& inputs_embeds, nn::KVCache& cache) const;
+  // Output head: [..., D] -> [..., V] (computed in the model dtype; cast by the caller).
+  at::Tensor logits(const at::Tensor& hidden) const;
+  // A cache sized for `capacity` tokens in the model's dtype and device.
+  nn::KVCache make_cache(int64_t batch, int64_t capacity) const;
+
+  void set_force_aten(bool force);
+  const io::LlmConfig& config() const { return config_; }
+  DecoderFlavour flavour() const { return flavour_; }
+  // The RoPE base used for a sequence of `seq_len` tokens (dynamic NTK scaling beyond the trained
+  // length, as transformers' LlamaDynamicNTKScalingRotaryEmbedding / InternLM2's).
+  double rope_base(int64_t seq_len) const;
+
+  at::Tensor embed_weight;   // embed_tokens.weight | tok_embeddings.weight [V, D]
+  at::Tensor output_weight;  // lm_head.weight | output.weight [V, D] (tied: embed_weight)
+  torch::nn::ModuleList layers{nullptr};
+  nn::Norm norm{nullptr};
+
+ private:
+  io::LlmConfig config_;
+  DecoderFlavour flavour_;
+};
+TORCH_MODULE(CausalLM);
+
+}  // namespace internvl::models

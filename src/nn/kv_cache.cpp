@@ -1,0 +1,46 @@
+#include "nn/kv_cache.h"
+
+#include <ATen/ATen.h>
+
+#include "common/check.h"
+
+namespace internvl::nn {
+
+KVCache::KVCache(int64_t layers, int64_t batch, int64_t kv_heads, int64_t head_dim, int64_t capacity,
+                 const at::TensorOptions& options)
+    : capacity_(std::max<int64_t>(capacity, 1)) {
+  for (int64_t i = 0; i < layers; ++i) {
+    keys_.push_back(at::empty({batch, kv_heads, capacity_, head_dim}, options));
+    values_.push_back(at::empty({batch, kv_heads, capacity_, head_dim}, options));
+  }
+}
+
+void KVCache::grow(int64_t needed) {
+  int64_t capacity = capacity_;
+  while (capacity < needed) capacity *= 2;
+  for (auto* buffers : {&keys_, &values_}) {
+    for (auto& t : *buffers) {
+      auto bigger = at::empty({t.size(0), t.size(1), capacity, t.size(3)}, t.options());
+      bigger.slice(2, 0, length_).copy_(t.slice(2, 0, length_));
+      t = bigger;
+    }
+  }
+  capacity_ = capacity;
+}
+
+std::pair<at::Tensor, at::Tensor> KVCache::append(int64_t layer, const at::Tensor& k, const at::Tensor& v) {
+  INTERNVL_CHECK(layer >= 0 && layer < layers(), InvalidArgument, "KVCache: layer ", layer, " out of range");
+  const int64_t end = length_ + k.size(2);
+  if (end > capacity_) grow(end);
+  keys_[layer].slice(2, length_, end).copy_(k);
+  values_[layer].slice(2, length_, end).copy_(v);
+  return {keys_[layer].slice(2, 0, end), values_[layer].slice(2, 0, end)};
+}
+
+void KVCache::truncate(int64_t length) {
+  INTERNVL_CHECK(length >= 0 && length <= length_, InvalidArgument, "KVCache: cannot truncate ", length_, " tokens to ",
+                 length);
+  length_ = length;
+}
+
+}  // namespace internvl::nn
