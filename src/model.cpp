@@ -6,10 +6,13 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <numeric>
 #include <iostream>
 
 #include "common/check.h"
 #include "common/eigen_tensor.h"
+#include "generation/generator.h"
+#include "tokenizer/chat_template.h"
 #include "internvl/torch.h"
 #include "io/safetensors.h"
 #include "io/state_dict.h"
@@ -44,14 +47,19 @@ preprocess::RgbImage Model::Impl::decode(const Image& image) {
   }
 }
 
-at::Tensor Model::Impl::preprocess(const Image& image) const {
+at::Tensor Model::Impl::preprocess(const Image& image, int max_tiles) const {
   const auto rgb = decode(image);
   if (chat_config) {
+    INTERNVL_CHECK(max_tiles >= 0, InvalidArgument, "max_tiles must be >= 0, got ", max_tiles);
     preprocess::TilingOptions tiling;
     tiling.tile_size = chat_config->image_size();
     tiling.use_thumbnail = chat_config->use_thumbnail;
     tiling.min_tiles = chat_config->dynamic_image_size ? chat_config->min_dynamic_patch : 1;
     tiling.max_tiles = chat_config->dynamic_image_size ? chat_config->max_dynamic_patch : 1;
+    if (max_tiles > 0) {
+      tiling.max_tiles = max_tiles;
+      tiling.min_tiles = std::min(tiling.min_tiles, max_tiles);
+    }
     return preprocess::normalize_imagenet(preprocess::dynamic_tiles(rgb, tiling).tiles);
   }
   return preprocess::normalize_imagenet({preprocess::retrieval_transform(rgb, clip_config->vision.image_size)});
@@ -238,6 +246,108 @@ std::vector<std::vector<ClassScore>> Model::classify(const std::vector<Image>& i
   return out;
 }
 
+// ---- chat ------------------------------------------------------------------------------------
+
+const std::string& Model::chat_template() const {
+  INTERNVL_CHECK(impl_->chat_config.has_value(), UnsupportedError, "chat_template needs an InternVL-Chat checkpoint; ",
+                 impl_->info.path, " is ", impl_->info.architecture);
+  return impl_->chat_config->template_name;
+}
+
+ChatResult Model::chat(const ChatRequest& request, const StreamCallback& on_text) const {
+  auto& impl = *impl_;
+  INTERNVL_CHECK(!impl.chat.is_empty(), UnsupportedError, "chat needs an InternVL-Chat checkpoint (InternVLChatModel); ",
+                 impl.info.path, " is ", impl.info.architecture);
+  const auto& tok = impl.require_tokenizer("chat");
+  const auto& config = *impl.chat_config;
+  const auto& conversation = tokenizer::get_conversation_template(config.template_name);
+  const auto& g = request.generation;
+  generation::GenerateOptions generate_options;
+  generate_options.max_new_tokens = g.max_new_tokens;
+  generate_options.sampling = {g.do_sample, g.temperature, g.top_k, g.top_p, g.repetition_penalty, g.seed};
+  generation::validate(generate_options.sampling);
+  INTERNVL_CHECK(g.max_new_tokens > 0, InvalidArgument, "generation.max_new_tokens must be positive, got ",
+                 g.max_new_tokens);
+  for (const auto& stop : g.stop_strings) {
+    INTERNVL_CHECK(!stop.empty(), InvalidArgument, "generation.stop_strings must not contain empty strings");
+  }
+
+  at::NoGradGuard no_grad;
+  ChatResult result;
+  std::vector<at::Tensor> pixels;
+  for (const auto& image : request.images) {
+    pixels.push_back(impl.preprocess(image, request.max_tiles));
+    result.tiles_per_image.push_back(static_cast<int>(pixels.back().size(0)));
+  }
+  tokenizer::ChatPromptRequest prompt_request;
+  prompt_request.question = request.question;
+  const std::string placeholder = "<image>";
+  if (!request.history.empty()) {
+    prompt_request.history = std::vector<tokenizer::ChatTurn>();
+    for (const auto& turn : request.history) prompt_request.history->push_back({turn.question, turn.answer});
+  } else if (request.images.size() > 1 && request.question.find(placeholder) == std::string::npos) {
+    // One "<image>\n" per image (the official code prepends a single one, for a single image).
+    std::string prefix;
+    for (size_t i = 0; i < request.images.size(); ++i) prefix += placeholder + "\n";
+    prompt_request.question = prefix + request.question;
+  }
+  for (const auto n : result.tiles_per_image) prompt_request.num_patches_list.push_back(n);
+  const std::string system_message =
+      request.system_message.empty() ? conversation.system_message : request.system_message;
+  result.prompt = tokenizer::build_chat_prompt(conversation, system_message, prompt_request, config.num_image_token());
+
+  int64_t placeholders_left = 0;
+  for (auto pos = result.prompt.find(placeholder); pos != std::string::npos;
+       pos = result.prompt.find(placeholder, pos + placeholder.size())) {
+    ++placeholders_left;
+  }
+  const auto context_id = tok.find_token("<IMG_CONTEXT>");
+  INTERNVL_CHECK(context_id.has_value(), ConfigError, impl.info.path, ": the tokenizer has no <IMG_CONTEXT> token");
+  result.input_ids = tok.encode(result.prompt);
+  const auto ids = at::tensor(result.input_ids, at::kLong).view({1, -1});
+  const int64_t context_tokens = (ids == *context_id).sum().item<int64_t>();
+  INTERNVL_CHECK((request.images.empty() || placeholders_left == 0) && context_tokens == config.num_image_token() * std::accumulate(
+                     result.tiles_per_image.begin(), result.tiles_per_image.end(), int64_t{0}),
+                 InvalidArgument, "chat: ", request.images.size(), " image(s) but the prompt's \"<image>\" placeholders ",
+                 "do not match them (one placeholder per image, in order)");
+  at::Tensor features;
+  if (!pixels.empty()) features = impl.chat->extract_feature(at::cat(pixels, 0).to(impl.device, impl.dtype));
+  const auto embeds = impl.chat->embed_with_images(ids, features, *context_id);
+
+  const auto eos = tok.find_token(conversation.eos_token());
+  if (eos) generate_options.stop_ids.push_back(*eos);
+  tokenizer::DecodeOptions decode_options;
+  decode_options.skip_special_tokens = true;
+  tokenizer::StreamDecoder stream(tok, decode_options);
+  bool stopped_by_string = false;
+  auto on_token = [&](int64_t token) {
+    const auto text = stream.push(token);
+    if (!g.stop_strings.empty()) {
+      for (const auto& stop : g.stop_strings) {
+        if (stream.emitted().find(stop) != std::string::npos) stopped_by_string = true;
+      }
+    }
+    if (on_text && !text.empty() && !stopped_by_string && !on_text(text)) return false;
+    return !stopped_by_string;
+  };
+  const auto generated = generation::generate(*impl.chat->language_model, embeds, result.input_ids,
+                                              generate_options, on_token);
+  if (on_text && !stopped_by_string && generated.reason != generation::StopReason::kCallback) {
+    const auto rest = stream.flush();
+    if (!rest.empty()) on_text(rest);
+  }
+  result.output_ids = generated.tokens;
+  result.stopped_on_eos = generated.reason == generation::StopReason::kStopToken;
+  const auto first = generated.first_logits.contiguous();
+  result.first_logits.assign(first.data_ptr<float>(), first.data_ptr<float>() + first.numel());
+  result.response = tokenizer::extract_response(conversation, tok.decode(result.output_ids, decode_options));
+  for (const auto& stop : g.stop_strings) {
+    const auto pos = result.response.find(stop);
+    if (pos != std::string::npos) result.response = result.response.substr(0, pos);
+  }
+  return result;
+}
+
 const std::vector<std::string>& Model::default_templates() {
   static const std::vector<std::string> templates = {
       "a photo of a {}.",         "a good photo of a {}.",      "a bad photo of a {}.",
@@ -307,18 +417,15 @@ Model Model::load(const std::string& directory, const LoadOptions& options) {
     impl->vision = impl->clip->vision_model;
     root = impl->clip.ptr().get();
   } else {
-    impl->vision = models::InternVisionModel(vision_config, init);
-    load.prefix = "vision_model.";
-    root = impl->vision.ptr().get();
+    impl->chat = models::InternVLChat(*impl->chat_config, init);
+    impl->vision = impl->chat->vision_model;
+    impl->chat->language_model->set_force_aten(options.force_aten);
+    root = impl->chat.ptr().get();
   }
   impl->vision->set_force_aten(options.force_aten);
   const auto report = io::load_state_dict(*root, checkpoint, load);
   root->eval();
   info.unused_weights = report.unused;
-  for (const auto& name : checkpoint.names()) {
-    // Keys outside the prefix (e.g. a chat model's LLM, not built here) are unused too.
-    if (!load.prefix.empty() && name.rfind(load.prefix, 0) != 0) info.unused_weights.push_back(name);
-  }
   for (const auto& p : root->parameters(true)) info.num_parameters += p.numel();
 
   if (fs::exists(fs::path(directory) / "tokenizer.model")) {

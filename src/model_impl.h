@@ -9,6 +9,7 @@
 #include "internvl/model.h"
 #include "io/config.h"
 #include "models/intern_vit.h"
+#include "models/internvl_chat.h"
 #include "models/internvl_clip.h"
 #include "tokenizer/tokenizer.h"
 #include "preprocess/image.h"
@@ -23,6 +24,7 @@ struct Model::Impl {
   std::optional<io::InternVLChatConfig> chat_config;   // InternVLChatModel
   models::InternVisionModel vision{nullptr};
   models::InternVLClip clip{nullptr};                   // InternVLModel only
+  models::InternVLChat chat{nullptr};                   // InternVLChatModel only
   std::unique_ptr<tokenizer::Tokenizer> tokenizer;      // when the folder has tokenizer.model
   std::string model_id;
   c10::ScalarType dtype = c10::kFloat;
@@ -31,7 +33,7 @@ struct Model::Impl {
   // Decoded RGB of a public Image.
   static preprocess::RgbImage decode(const Image& image);
   // Model-specific preprocessing: [tiles, 3, S, S] float32 on CPU.
-  at::Tensor preprocess(const Image& image) const;
+  at::Tensor preprocess(const Image& image, int max_tiles = 0) const;
 
   const models::InternVLClipImpl& require_clip(const char* operation) const;
   const tokenizer::Tokenizer& require_tokenizer(const char* operation) const;

@@ -1,6 +1,7 @@
 // The facade: one object per loaded checkpoint directory.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -59,6 +60,20 @@ class Model {
                                                 const EmbedOptions& options = {}) const;
   // Built-in English ImageNet-style prompt templates.
   static const std::vector<std::string>& default_templates();
+
+  // ---- chat (InternVLChatModel checkpoints; others throw UnsupportedError) ----------------
+
+  // Receives decoded text as it is generated; return false to stop generation.
+  using StreamCallback = std::function<bool(const std::string& text)>;
+
+  // The official InternVLChatModel.chat: the config's template and system message, history,
+  // images as dynamic tiles (+ thumbnail); "<image>" placeholders in the question (or, with no
+  // history and no placeholder, "<image>\n" prepended once per image) become
+  // "<img>" + "<IMG_CONTEXT>" x (num_image_token x tiles) + "</img>"; generation stops on the
+  // template's end-of-turn token. InvalidArgument when the prompt does not fit the context.
+  ChatResult chat(const ChatRequest& request, const StreamCallback& on_text = {}) const;
+  // The template name (config.json `template`) and its default system message.
+  const std::string& chat_template() const;
 
   struct Impl;
   Impl& impl() const { return *impl_; }  // for the optional adapters (internvl/torch.h)

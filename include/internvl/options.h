@@ -1,7 +1,9 @@
 // Options structs of the public API.
 #pragma once
 
+#include <cstdint>
 #include <string>
+#include <vector>
 
 #include "internvl/types.h"
 
@@ -24,6 +26,28 @@ struct EmbedOptions {
   EmbedMode mode = EmbedMode::kC;  // InternVL-C or InternVL-G (images; text is the same for both)
   int batch_size = 8;              // inputs per forward pass (> 0)
   bool normalize = false;          // L2-normalise rows (the official encode_* return them unnormalised)
+};
+
+// Options of Model::chat: decoding as transformers' generate does it.
+struct GenerationOptions {
+  int max_new_tokens = 512;         // > 0; prompt + max_new_tokens must fit the model's context
+  bool do_sample = false;           // false: greedy (the official chat() default)
+  double temperature = 1.0;         // > 0, sampling only
+  int top_k = 0;                    // 0 = off, sampling only
+  double top_p = 1.0;               // (0, 1], 1 = off, sampling only
+  double repetition_penalty = 1.0;  // > 0, 1 = off; applies to prompt and generated tokens
+  uint64_t seed = 0;                // sampling is reproducible for a given seed
+  std::vector<std::string> stop_strings;  // extra strings that end the response (not included)
+};
+
+// Inputs of Model::chat, as the official InternVLChatModel.chat takes them.
+struct ChatRequest {
+  std::string question;         // "<image>" marks where images go; see Model::chat
+  std::vector<Image> images;    // one per "<image>" placeholder, in order
+  std::vector<ChatTurn> history;  // earlier (question, answer) turns
+  std::string system_message;   // empty: the template's default
+  int max_tiles = 0;            // dynamic tiles per image; 0: the config's max_dynamic_patch
+  GenerationOptions generation;
 };
 
 const char* to_string(Device device);

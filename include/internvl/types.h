@@ -24,6 +24,23 @@ struct SearchHit {
   float score = 0;  // cosine similarity in [-1, 1]
 };
 
+// One earlier exchange of a conversation.
+struct ChatTurn {
+  std::string question;
+  std::string answer;
+};
+
+// What Model::chat produced.
+struct ChatResult {
+  std::string response;               // decoded, cut at the end-of-turn token, stripped (official)
+  std::string prompt;                 // the full prompt string given to the tokenizer
+  std::vector<int64_t> input_ids;     // the tokenised prompt
+  std::vector<int64_t> output_ids;    // new tokens (the stop token included when one ended it)
+  std::vector<float> first_logits;    // logits that chose the first new token [vocab]
+  std::vector<int> tiles_per_image;   // num_patches_list
+  bool stopped_on_eos = false;        // ended by the end-of-turn token (not max_new_tokens)
+};
+
 // One zero-shot prediction.
 struct ClassScore {
   int class_index = 0;

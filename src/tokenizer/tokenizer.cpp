@@ -763,12 +763,12 @@ size_t StreamDecoder::stable_length(const std::vector<std::string>& tokens, cons
     stable -= kReplacement.size();
   }
   // (b) InternLM2Tokenizer and legacy LlamaTokenizer put a ' ' in front of the text decoded since
-  // the last special token once the next special token arrives (convert_tokensto_string), so
+  // the last special token once the next special token arrives (convert_tokens_to_string), so
   // with special tokens kept that text is final only after such a token.
   const bool spaces_before_specials =
       impl.flavour_ == TokenizerFlavour::kInternLM2 || impl.flavour_ == TokenizerFlavour::kLlamaLegacy;
   const auto is_boundary = [&](const std::string& token) {
-    return impl.all_special_set_.count(token) != 0 || impl.legacy_added_tokens.count(token) != 0;
+    return impl.all_special_set_.count(token) != 0 || impl.legacy_added_tokens_.count(token) != 0;
   };
   if (spaces_before_specials && !options_.skip_special_tokens && !tokens.empty() && !is_boundary(tokens.back())) {
     size_t group_start = 0;  // tokens[group_start:] is the open group
@@ -792,17 +792,17 @@ size_t StreamDecoder::stable_length(const std::vector<std::string>& tokens, cons
     if (impl.flavour_ == TokenizerFlavour::kInternLM2 && global_cleanup) {
       return 0;  // two nested cleanups: keep everything until flush()
     } else if (impl.flavour_ == TokenizerFlavour::kInternLM2) {
-      // The cleanup runs per convert_tokensto_string call; the open one follows the last
+      // The cleanup runs per convert_tokens_to_string call; the open one follows the last
       // legacy added token (earlier calls are final).
       size_t open_start = 0;
       for (size_t i = tokens.size(); i-- > 0;) {
-        if (impl.legacy_added_tokens.count(tokens[i])) {
+        if (impl.legacy_added_tokens_.count(tokens[i])) {
           open_start = i + 1;
           break;
         }
       }
       if (open_start == tokens.size()) return stable;
-      raw = impl.convert_tokensto_string(
+      raw = impl.convert_tokens_to_string(
           std::vector<std::string>(tokens.begin() + static_cast<std::ptrdiff_t>(open_start), tokens.end()),
           /*raw=*/true);
     } else {

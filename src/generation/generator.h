@@ -1,0 +1,40 @@
+// The decoding loop: prefill once, then one cached step per token; stops on any stop id, on a
+// stop string, on max_new_tokens, or when the streaming callback asks to.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "generation/sampler.h"
+#include "models/decoder.h"
+#include "tokenizer/tokenizer.h"
+
+namespace internvl::generation {
+
+struct GenerateOptions {
+  int64_t max_new_tokens = 512;
+  SamplingOptions sampling;
+  std::vector<int64_t> stop_ids;  // e.g. the template's <|im_end|> and the tokenizer's eos
+};
+
+enum class StopReason { kStopToken, kMaxTokens, kCallback };
+
+struct GenerateResult {
+  std::vector<int64_t> tokens;  // new tokens, the stop token included when one ended generation
+  StopReason reason = StopReason::kMaxTokens;
+  at::Tensor first_logits;      // [V] float32: the logits that chose the first new token
+};
+
+// `on_token(id)` runs after each new token; returning false stops generation.
+using TokenCallback = std::function<bool(int64_t token)>;
+
+// inputs_embeds [1, L, D] (prompt, image features merged); prompt_ids the same prompt's ids (for the
+// repetition penalty). Throws InvalidArgument when L + max_new_tokens exceeds the model's context.
+GenerateResult generate(const models::CausalLMImpl& lm, const at::Tensor& inputs_embeds,
+                        const std::vector<int64_t>& prompt_ids, const GenerateOptions& options,
+                        const TokenCallback& on_token = {});
+
+}  // namespace internvl::generation
