@@ -168,9 +168,9 @@ Matrix Model::logits_per_image(const Matrix& image_embeds, const Matrix& text_em
 
 const std::string& Model::model_id() const { return impl_->model_id; }
 
-Index Model::create_index(EmbedMode mode) const {
+Index Model::create_index(EmbedMode mode, const IndexOptions& options) const {
   impl_->require_clip("create_index");
-  return Index(impl_->model_id, mode, impl_->clip_config->clip_embed_dim);
+  return Index(impl_->model_id, mode, impl_->clip_config->clip_embed_dim, options);
 }
 
 std::vector<std::vector<SearchHit>> Model::retrieve(const std::vector<std::string>& texts, const Index& index, int k,
@@ -292,8 +292,9 @@ ChatResult Model::chat(const ChatRequest& request, const StreamCallback& on_text
     prompt_request.question = prefix + request.question;
   }
   for (const auto n : result.tiles_per_image) prompt_request.num_patches_list.push_back(n);
-  const std::string system_message =
-      request.system_message.empty() ? conversation.system_message : request.system_message;
+  const std::string system_message = !request.system_message.empty() ? request.system_message
+                                     : !config.system_message.empty() ? config.system_message
+                                                                      : conversation.system_message;
   result.prompt = tokenizer::build_chat_prompt(conversation, system_message, prompt_request, config.num_image_token());
 
   int64_t placeholders_left = 0;

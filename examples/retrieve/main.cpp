@@ -127,7 +127,8 @@ void run_batches(const std::string& label, const std::vector<std::string>& paths
         try {
           work(std::vector<std::string>{path});
         } catch (const internvl::ImageError& e) {
-          warn("skipping " + path + ": " + e.what());
+          const std::string what = e.what();  // library messages usually name the file already
+          warn("skipping unreadable image " + (what.find(path) != std::string::npos ? what : path + ": " + what));
           skipped.push_back({path, e.what()});
         }
       }

@@ -10,11 +10,24 @@
 
 namespace internvl {
 
+// How an index searches.
+struct IndexOptions {
+  // "flat": exact brute force (default, always available). "ivf-flat" / "hnsw": approximate FAISS
+  // indexes (inner product on normalised rows) when the library was built with FAISS.
+  std::string backend = "flat";
+  int nlist = 1024;      // ivf-flat: cells; trained on the first add (needs >= nlist rows)
+  int nprobe = 32;       // ivf-flat: cells visited per query
+  int hnsw_m = 32;       // hnsw: graph degree
+  int ef_search = 128;   // hnsw: search breadth
+};
+
 class Index {
  public:
   // An empty index for embeddings of `model_id` in `mode` with `dim` columns.
-  Index(std::string model_id, EmbedMode mode, int dim);
-  // Reads an index written by save(); CheckpointError names the file on any problem.
+  Index(std::string model_id, EmbedMode mode, int dim, const IndexOptions& options = {});
+  static bool faiss_available();
+  // Reads an index written by save() (a FAISS index is recognised by its `<path>.json` sidecar);
+  // CheckpointError names the file on any problem.
   static Index load(const std::string& path);
 
   Index(Index&&) noexcept;
@@ -22,14 +35,17 @@ class Index {
   ~Index();
 
   const std::string& model_id() const;
+  const std::string& backend() const;
   EmbedMode mode() const;
   int dim() const;
   int64_t size() const;
   const std::vector<std::string>& ids() const;
   bool contains(const std::string& id) const;
 
-  // Rows are L2-normalised on the way in; an id already present has its row replaced.
+  // Rows are L2-normalised on the way in; an id already present has its row replaced (flat) or is
+  // refused (FAISS).
   void add(const std::vector<std::string>& ids, const Matrix& embeddings);
+  // Flat backend only (FAISS indexes here are append-only): UnsupportedError otherwise.
   int64_t remove(const std::vector<std::string>& ids);
   Matrix embeddings() const;  // normalised rows, in ids() order
 

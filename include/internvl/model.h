@@ -39,7 +39,7 @@ class Model {
   float logit_scale() const;  // exp of the checkpoint's logit_scale parameter
 
   // An empty index bound to this model and mode.
-  Index create_index(EmbedMode mode) const;
+  Index create_index(EmbedMode mode, const IndexOptions& options = {}) const;
   // Identifies this checkpoint in indexes (architecture, sizes and a hash of config.json).
   const std::string& model_id() const;
   // Text or image queries against an index of this model (mode taken from the index).

@@ -211,6 +211,7 @@ InternVLChatConfig parse_internvl_chat_config(const json& j, const std::string& 
   c.llm = parse_llm_config(object_field(j, "llm_config", source), source + " llm_config");
   read_or(j, "select_layer", c.select_layer, source);
   read_or(j, "template", c.template_name, source);
+  read_or(j, "system_message", c.system_message, source);
   read_or(j, "downsample_ratio", c.downsample_ratio, source);
   read_or(j, "ps_version", c.ps_version, source);
   read_or(j, "dynamic_image_size", c.dynamic_image_size, source);

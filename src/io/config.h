@@ -79,6 +79,7 @@ struct InternVLChatConfig {
   LlmConfig llm;
   int select_layer = -1;
   std::string template_name;
+  std::string system_message;  // config.json `system_message` when present (overrides the template's)
   double downsample_ratio = 0.5;
   std::string ps_version = "v1";
   bool dynamic_image_size = false;

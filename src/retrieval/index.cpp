@@ -1,52 +1,138 @@
-// The public Index: a thin wrapper over retrieval::EmbeddingIndex.
+// The public Index: brute force (retrieval::EmbeddingIndex) or FAISS (retrieval::FaissIndex).
 #include "internvl/index.h"
 
 #include "common/check.h"
 #include "common/eigen_tensor.h"
 #include "retrieval/embedding_index.h"
+#ifdef INTERNVL_WITH_FAISS
+#include "retrieval/faiss/faiss_index.h"
+#endif
 
 namespace internvl {
 
 struct Index::Impl {
-  explicit Impl(retrieval::EmbeddingIndex i) : index(std::move(i)) {}
-  retrieval::EmbeddingIndex index;
+  std::unique_ptr<retrieval::EmbeddingIndex> flat;
+#ifdef INTERNVL_WITH_FAISS
+  std::unique_ptr<retrieval::FaissIndex> faiss;
+#endif
+  std::string backend = "flat";
+
+  const retrieval::IndexInfo& info() const {
+#ifdef INTERNVL_WITH_FAISS
+    if (faiss) return faiss->info();
+#endif
+    return flat->info();
+  }
+  const std::vector<std::string>& ids() const {
+#ifdef INTERNVL_WITH_FAISS
+    if (faiss) return faiss->ids();
+#endif
+    return flat->ids();
+  }
+  const retrieval::EmbeddingIndex& require_flat(const char* operation) const {
+    INTERNVL_CHECK(flat != nullptr, UnsupportedError, "Index::", operation, " is not available for the '", backend,
+                   "' backend");
+    return *flat;
+  }
 };
 
-Index::Index(std::string model_id, EmbedMode mode, int dim)
-    : impl_(std::make_unique<Impl>(retrieval::EmbeddingIndex({std::move(model_id), to_string(mode), dim}))) {}
+bool Index::faiss_available() {
+#ifdef INTERNVL_WITH_FAISS
+  return true;
+#else
+  return false;
+#endif
+}
+
+Index::Index(std::string model_id, EmbedMode mode, int dim, const IndexOptions& options)
+    : impl_(std::make_unique<Impl>()) {
+  retrieval::IndexInfo info{std::move(model_id), to_string(mode), dim};
+  impl_->backend = options.backend;
+  if (options.backend == "flat") {
+    impl_->flat = std::make_unique<retrieval::EmbeddingIndex>(info);
+    return;
+  }
+  INTERNVL_CHECK(options.backend == "ivf-flat" || options.backend == "hnsw", InvalidArgument,
+                 "IndexOptions.backend must be flat, ivf-flat or hnsw, got '", options.backend, "'");
+#ifdef INTERNVL_WITH_FAISS
+  retrieval::FaissOptions faiss;
+  faiss.kind = options.backend;
+  faiss.nlist = options.nlist;
+  faiss.nprobe = options.nprobe;
+  faiss.hnsw_m = options.hnsw_m;
+  faiss.ef_search = options.ef_search;
+  impl_->faiss = std::make_unique<retrieval::FaissIndex>(info, faiss);
+#else
+  INTERNVL_THROW(UnsupportedError, "IndexOptions.backend '", options.backend,
+                 "' needs a build with FAISS (INTERNVL_WITH_FAISS, Debian libfaiss-dev)");
+#endif
+}
+
 Index::Index(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Index::Index(Index&&) noexcept = default;
 Index& Index::operator=(Index&&) noexcept = default;
 Index::~Index() = default;
 
 Index Index::load(const std::string& path) {
-  return Index(std::make_unique<Impl>(retrieval::EmbeddingIndex::load(path)));
+  auto impl = std::make_unique<Impl>();
+#ifdef INTERNVL_WITH_FAISS
+  if (retrieval::FaissIndex::is_faiss_file(path)) {
+    impl->faiss = std::make_unique<retrieval::FaissIndex>(retrieval::FaissIndex::load(path));
+    impl->backend = impl->faiss->options().kind;
+    return Index(std::move(impl));
+  }
+#endif
+  impl->flat = std::make_unique<retrieval::EmbeddingIndex>(retrieval::EmbeddingIndex::load(path));
+  return Index(std::move(impl));
 }
 
-const std::string& Index::model_id() const { return impl_->index.info().model_id; }
-EmbedMode Index::mode() const { return parse_embed_mode(impl_->index.info().mode); }
-int Index::dim() const { return static_cast<int>(impl_->index.info().dim); }
-int64_t Index::size() const { return impl_->index.size(); }
-const std::vector<std::string>& Index::ids() const { return impl_->index.ids(); }
-bool Index::contains(const std::string& id) const { return impl_->index.contains(id); }
+const std::string& Index::model_id() const { return impl_->info().model_id; }
+const std::string& Index::backend() const { return impl_->backend; }
+EmbedMode Index::mode() const { return parse_embed_mode(impl_->info().mode); }
+int Index::dim() const { return static_cast<int>(impl_->info().dim); }
+int64_t Index::size() const { return static_cast<int64_t>(impl_->ids().size()); }
+const std::vector<std::string>& Index::ids() const { return impl_->ids(); }
+
+bool Index::contains(const std::string& id) const {
+#ifdef INTERNVL_WITH_FAISS
+  if (impl_->faiss) return impl_->faiss->contains(id);
+#endif
+  return impl_->flat->contains(id);
+}
 
 void Index::add(const std::vector<std::string>& ids, const Matrix& embeddings) {
-  impl_->index.add(ids, to_tensor(embeddings));
+#ifdef INTERNVL_WITH_FAISS
+  if (impl_->faiss) return impl_->faiss->add(ids, to_tensor(embeddings));
+#endif
+  impl_->flat->add(ids, to_tensor(embeddings));
 }
 
-int64_t Index::remove(const std::vector<std::string>& ids) { return impl_->index.remove(ids); }
+int64_t Index::remove(const std::vector<std::string>& ids) {
+  impl_->require_flat("remove");
+  return impl_->flat->remove(ids);
+}
 
-Matrix Index::embeddings() const { return to_matrix(impl_->index.embeddings()); }
+Matrix Index::embeddings() const { return to_matrix(impl_->require_flat("embeddings").embeddings()); }
 
 std::vector<std::vector<SearchHit>> Index::search(const Matrix& queries, int k) const {
-  const auto raw = impl_->index.search(to_tensor(queries), k);
+  std::vector<std::vector<retrieval::Hit>> raw;
+#ifdef INTERNVL_WITH_FAISS
+  if (impl_->faiss) raw = impl_->faiss->search(to_tensor(queries), k);
+#endif
+  if (impl_->flat) raw = impl_->flat->search(to_tensor(queries), k);
+  const auto& ids = impl_->ids();
   std::vector<std::vector<SearchHit>> out(raw.size());
   for (size_t i = 0; i < raw.size(); ++i) {
-    for (const auto& hit : raw[i]) out[i].push_back({impl_->index.ids()[hit.row], hit.row, hit.score});
+    for (const auto& hit : raw[i]) out[i].push_back({ids[hit.row], hit.row, hit.score});
   }
   return out;
 }
 
-void Index::save(const std::string& path) const { impl_->index.save(path); }
+void Index::save(const std::string& path) const {
+#ifdef INTERNVL_WITH_FAISS
+  if (impl_->faiss) return impl_->faiss->save(path);
+#endif
+  impl_->flat->save(path);
+}
 
 }  // namespace internvl

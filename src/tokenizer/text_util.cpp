@@ -104,23 +104,6 @@ std::string python_replace(std::string_view text, std::string_view old_text, std
   return out;
 }
 
-std::vector<std::string> python_split(std::string_view text, std::string_view sep) {
-  std::vector<std::string> parts;
-  if (sep.empty()) {
-    parts.emplace_back(text);
-    return parts;
-  }
-  size_t pos = 0;
-  while (true) {
-    const size_t hit = text.find(sep, pos);
-    if (hit == std::string_view::npos) break;
-    parts.emplace_back(text.substr(pos, hit - pos));
-    pos = hit + sep.size();
-  }
-  parts.emplace_back(text.substr(pos));
-  return parts;
-}
-
 namespace {
 
 // PreTrainedTokenizerBase.clean_up_tokenization, applied in this order.

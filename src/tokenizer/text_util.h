@@ -1,11 +1,10 @@
 // Small UTF-8 helpers shared by the tokenizer and the chat templates. Where Python semantics are
-// reproduced (str.strip, str.split, str.replace(old, new, 1)) the function says so.
+// reproduced (str.isspace, str.strip, str.replace) the function says so.
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <string_view>
-#include <vector>
 
 namespace internvl::tokenizer {
 
@@ -23,9 +22,6 @@ std::string_view python_strip(std::string_view text);
 // Python str.replace(old, new, count) (count < 0: all occurrences, non-overlapping, left to right).
 std::string python_replace(std::string_view text, std::string_view old_text, std::string_view new_text,
                            int64_t count = -1);
-
-// Python str.split(sep) with a non-empty separator.
-std::vector<std::string> python_split(std::string_view text, std::string_view sep);
 
 // transformers' PreTrainedTokenizerBase.clean_up_tokenization (" ." -> "." and so on, in order).
 std::string clean_up_tokenization(std::string_view text);

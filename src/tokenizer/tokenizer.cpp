@@ -734,10 +734,10 @@ void Tokenizer::set_add_eos_token(bool value) { impl_->add_eos_ = value; }
 // ---- StreamDecoder --------------------------------------------------------------------------
 
 StreamDecoder::StreamDecoder(const Tokenizer& tokenizer, const DecodeOptions& options)
-    : tokenizer_(&tokenizer), options_(options) {}
+    : impl_(tokenizer.impl_.get()), options_(options) {}
 
 size_t StreamDecoder::stable_length(const std::vector<std::string>& tokens, const std::string& text) const {
-  const Tokenizer::Impl& impl = *tokenizer_->impl_;
+  const Tokenizer::Impl& impl = *impl_;
   size_t stable = text.size();
   // (a) Trailing byte pieces that may still become a valid UTF-8 character are shown as one
   // U+FFFD each; hold them back until the character is complete or proven invalid.
@@ -843,7 +843,7 @@ void StreamDecoder::maybe_checkpoint(const std::string& window_text, size_t stab
   constexpr size_t kContext = 8;       // tokens kept as left context
   constexpr size_t kMinWindow = 64;    // re-decode at most this many tokens before moving on
   if (window_.size() < kMinWindow || stable != window_text.size()) return;
-  const Tokenizer::Impl& impl = *tokenizer_->impl_;
+  const Tokenizer::Impl& impl = *impl_;
   // The context must end with an ordinary piece with visible text: no byte run or special-token
   // group crosses the cut, and SentencePiece's leading-space rule is settled after it.
   const std::string& last = window_.back();
@@ -859,7 +859,7 @@ void StreamDecoder::maybe_checkpoint(const std::string& window_text, size_t stab
 }
 
 std::string StreamDecoder::push(int64_t id) {
-  const Tokenizer::Impl& impl = *tokenizer_->impl_;
+  const Tokenizer::Impl& impl = *impl_;
   impl.check_id(id);
   ids_.push_back(id);
   if (impl.is_skipped(id, options_)) return {};
@@ -878,7 +878,7 @@ std::string StreamDecoder::push(const std::vector<int64_t>& ids) {
 }
 
 std::string StreamDecoder::flush() {
-  const std::string text = tokenizer_->impl_->decode_tokens(window_, options_);
+  const std::string text = impl_->decode_tokens(window_, options_);
   return emit(text, text.size());
 }
 

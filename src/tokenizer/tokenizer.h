@@ -135,6 +135,7 @@ class Tokenizer {
 //     next special token arrives.
 // Each push costs O(window): the decoder re-decodes only the tokens since its last checkpoint
 // (plus a few tokens of context), taking checkpoints wherever everything so far is final.
+// The Tokenizer must outlive the decoder (moving the Tokenizer object is fine).
 class StreamDecoder {
  public:
   explicit StreamDecoder(const Tokenizer& tokenizer, const DecodeOptions& options = {});
@@ -156,7 +157,7 @@ class StreamDecoder {
   std::string emit(const std::string& window_text, size_t stable);
   void maybe_checkpoint(const std::string& window_text, size_t stable);
 
-  const Tokenizer* tokenizer_;
+  const Tokenizer::Impl* impl_;  // stays valid when the Tokenizer object is moved
   DecodeOptions options_;
   std::vector<int64_t> ids_;
   std::vector<std::string> window_;  // context tokens, then the tokens since the last checkpoint

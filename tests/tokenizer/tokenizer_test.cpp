@@ -363,9 +363,11 @@ TEST(Tokenizer, StreamingEqualsFullDecodeOnRandomIds) {
                           "\xE2\x96\x81,", "\xE2\x96\x81?"}) {
       if (auto id = tokenizer.find_token(p)) punctuation.push_back(*id);
     }
-    for (int trial = 0; trial < 300; ++trial) {
+    // Short sequences, then long ones that exercise the decoder's checkpoints.
+    for (int trial = 0; trial < 208; ++trial) {
       std::vector<int64_t> ids;
-      for (int i = 0; i < 40; ++i) {
+      const int length = trial < 200 ? 40 : 250;
+      for (int i = 0; i < length; ++i) {
         const int kind = static_cast<int>(rng() % 3);
         if (kind == 0 && !punctuation.empty()) ids.push_back(punctuation[rng() % punctuation.size()]);
         else ids.push_back(kind == 1 ? low(rng) : any(rng));

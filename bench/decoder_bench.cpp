@@ -1,0 +1,81 @@
+// Decoder prefill and decode throughput at real model shapes with random weights.
+//   decoder_bench --shape internlm2-1.8b|internlm2-7b --prompt N --new M --dtype fp32|bf16 [--threads T]
+// Prints one JSON line; bench/decoder_peer.py prints the same fields for transformers.
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include <chrono>
+#include <cstdio>
+#include <string>
+
+#include "io/config.h"
+#include "models/decoder.h"
+#include "nn/layers.h"
+
+namespace {
+
+internvl::io::LlmConfig shape_config(const std::string& shape) {
+  internvl::io::LlmConfig c;
+  c.architecture = "InternLM2ForCausalLM";
+  c.bias = false;
+  c.rms_norm_eps = 1e-5;
+  c.rope_theta = 1000000;
+  c.max_position_embeddings = 32768;
+  if (shape == "internlm2-1.8b") {  // InternVL2-2B's language model
+    c.hidden_size = 2048; c.num_attention_heads = 16; c.num_key_value_heads = 8;
+    c.intermediate_size = 8192; c.num_hidden_layers = 24; c.vocab_size = 92553;
+  } else if (shape == "internlm2-7b") {  // InternVL2-8B's language model
+    c.hidden_size = 4096; c.num_attention_heads = 32; c.num_key_value_heads = 8;
+    c.intermediate_size = 14336; c.num_hidden_layers = 32; c.vocab_size = 92553;
+  } else {
+    throw std::invalid_argument("--shape must be internlm2-1.8b or internlm2-7b");
+  }
+  return c;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string shape = "internlm2-1.8b", dtype_name = "fp32";
+  int prompt = 256, fresh = 32, threads = 0;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string key = argv[i], value = argv[i + 1];
+    if (key == "--shape") shape = value;
+    else if (key == "--prompt") prompt = std::stoi(value);
+    else if (key == "--new") fresh = std::stoi(value);
+    else if (key == "--dtype") dtype_name = value;
+    else if (key == "--threads") threads = std::stoi(value);
+  }
+  if (threads > 0) at::set_num_threads(threads);
+  const auto dtype = dtype_name == "bf16" ? at::kBFloat16 : at::kFloat;
+  const auto config = shape_config(shape);
+  internvl::models::CausalLM lm(config, internvl::nn::ParamInit{dtype, at::kCPU});
+  internvl::nn::init_random(*lm, 0);
+  at::NoGradGuard no_grad;
+  const auto ids = at::randint(config.vocab_size, {1, prompt}, at::kLong);
+  // Warm-up on a short prompt (allocator, kernels), not timed.
+  {
+    auto cache = lm->make_cache(1, 16);
+    lm->logits(lm->forward(lm->embed(ids.slice(1, 0, 8)), cache).select(1, -1));
+  }
+  auto cache = lm->make_cache(1, prompt + fresh);
+  auto t0 = std::chrono::steady_clock::now();
+  auto logits = lm->logits(lm->forward(lm->embed(ids), cache).select(1, -1));
+  auto token = logits.argmax(-1).item<int64_t>();
+  const double prefill_s = seconds_since(t0);
+  t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < fresh; ++i) {
+    logits = lm->logits(lm->forward(lm->embed(at::full({1, 1}, token, at::kLong)), cache).select(1, -1));
+    token = logits.argmax(-1).item<int64_t>();
+  }
+  const double decode_s = seconds_since(t0);
+  std::printf("{\"impl\": \"internvl-cpp\", \"shape\": \"%s\", \"dtype\": \"%s\", \"threads\": %d, \"prompt\": %d, "
+              "\"new\": %d, \"prefill_s\": %.3f, \"prefill_tok_s\": %.1f, \"decode_s\": %.3f, \"decode_tok_s\": %.2f}\n",
+              shape.c_str(), dtype_name.c_str(), at::get_num_threads(), prompt, fresh, prefill_s, prompt / prefill_s,
+              decode_s, fresh / decode_s);
+  return 0;
+}

@@ -1,0 +1,54 @@
+"""Peer for bench/decoder_bench.cpp: Hugging Face transformers' LlamaForCausalLM with the same
+shapes as the InternLM2 decoder (InternLM2 is LLaMA with a fused wqkv; transformers has no
+InternLM2 class), random weights, greedy generate with KV cache, same threads."""
+import argparse
+import json
+import time
+
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+SHAPES = {
+    "internlm2-1.8b": dict(hidden_size=2048, num_attention_heads=16, num_key_value_heads=8, intermediate_size=8192,
+                           num_hidden_layers=24, vocab_size=92553),
+    "internlm2-7b": dict(hidden_size=4096, num_attention_heads=32, num_key_value_heads=8, intermediate_size=14336,
+                         num_hidden_layers=32, vocab_size=92553),
+}
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--shape", default="internlm2-1.8b", choices=SHAPES)
+    p.add_argument("--prompt", type=int, default=256)
+    p.add_argument("--new", type=int, default=32)
+    p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"])
+    p.add_argument("--threads", type=int, default=0)
+    a = p.parse_args()
+    if a.threads > 0:
+        torch.set_num_threads(a.threads)
+    dtype = torch.bfloat16 if a.dtype == "bf16" else torch.float32
+    config = LlamaConfig(rms_norm_eps=1e-5, rope_theta=1e6, max_position_embeddings=32768, attention_bias=False,
+                         tie_word_embeddings=False, **SHAPES[a.shape])
+    config._attn_implementation = "sdpa"
+    torch.manual_seed(0)
+    torch.set_default_dtype(dtype)
+    model = LlamaForCausalLM(config).eval()
+    torch.set_default_dtype(torch.float32)
+    ids = torch.randint(config.vocab_size, (1, a.prompt))
+    with torch.inference_mode():
+        model.generate(ids[:, :8], max_new_tokens=1, do_sample=False)  # warm-up
+        t0 = time.perf_counter()
+        model.generate(ids, max_new_tokens=1, min_new_tokens=1, do_sample=False)
+        prefill = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        model.generate(ids, max_new_tokens=a.new + 1, min_new_tokens=a.new + 1, do_sample=False)
+        total = time.perf_counter() - t0
+    decode = max(total - prefill, 1e-9)
+    print(json.dumps({"impl": "transformers-" + __import__("transformers").__version__, "shape": a.shape,
+                      "dtype": a.dtype, "threads": torch.get_num_threads(), "prompt": a.prompt, "new": a.new,
+                      "prefill_s": round(prefill, 3), "prefill_tok_s": round(a.prompt / prefill, 1),
+                      "decode_s": round(decode, 3), "decode_tok_s": round(a.new / decode, 2)}))
+
+
+if __name__ == "__main__":
+    main()

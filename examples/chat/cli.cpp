@@ -1,0 +1,182 @@
+// internvl-chat: command-line parsing.
+#include "cli.h"
+
+#include <cctype>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <limits>
+#include <random>
+
+namespace chat_tool {
+
+namespace {
+
+long long parse_integer(const std::string& flag, const std::string& text, long long min, long long max) {
+  errno = 0;
+  char* end = nullptr;
+  const long long value = std::strtoll(text.c_str(), &end, 10);
+  if (text.empty() || end == nullptr || *end != '\0' || errno == ERANGE || std::isspace(static_cast<unsigned char>(text[0])))
+    throw UsageError(flag + " expects an integer, got '" + text + "'");
+  if (value < min || value > max)
+    throw UsageError(flag + " must be in [" + std::to_string(min) + ", " + std::to_string(max) + "], got " + text);
+  return value;
+}
+
+unsigned long long parse_unsigned(const std::string& flag, const std::string& text) {
+  errno = 0;
+  char* end = nullptr;
+  const unsigned long long value = std::strtoull(text.c_str(), &end, 10);
+  if (text.empty() || !std::isdigit(static_cast<unsigned char>(text[0])) || *end != '\0' || errno == ERANGE)
+    throw UsageError(flag + " expects a non-negative integer, got '" + text + "'");
+  return value;
+}
+
+double parse_real(const std::string& flag, const std::string& text) {
+  errno = 0;
+  char* end = nullptr;
+  const double value = std::strtod(text.c_str(), &end);
+  if (text.empty() || *end != '\0' || errno == ERANGE || !std::isfinite(value) ||
+      std::isspace(static_cast<unsigned char>(text[0])))
+    throw UsageError(flag + " expects a number, got '" + text + "'");
+  return value;
+}
+
+}  // namespace
+
+void print_usage(std::FILE* out) {
+  std::fputs(
+      "usage: internvl-chat --model DIR [--image FILE]... [--prompt TEXT | --interactive] [options]\n"
+      "\n"
+      "Chat with an InternVL-Chat checkpoint (InternVL2, InternVL-Chat-V1-x) about images.\n"
+      "With --prompt, answers once (streamed to stdout) and exits; without it (or with\n"
+      "--interactive) starts a multi-turn conversation read line by line from stdin.\n"
+      "\n"
+      "  --model DIR              checkpoint folder (config.json + safetensors + tokenizer)\n"
+      "  --image FILE             an image for the conversation; repeat for several\n"
+      "  --prompt TEXT            the question, as the official chat() takes it: without an\n"
+      "                           \"<image>\" placeholder, \"<image>\\n\" is prepended per image;\n"
+      "                           \"-\" reads the question from stdin\n"
+      "  --interactive            start the conversation prompt (after --prompt's answer, if given)\n"
+      "  --system TEXT            system message (default: the template's)\n"
+      "  --max-tiles N            dynamic tiles per image (default 0: the config's max_dynamic_patch)\n"
+      "  --max-new-tokens N       longest answer in tokens (default 512)\n"
+      "  --greedy                 greedy decoding (the default; overrides the sampling flags)\n"
+      "  --sample                 sample instead of greedy decoding\n"
+      "  --temperature T          sampling temperature (> 0, default 1); implies --sample\n"
+      "  --top-k K                keep the K most likely tokens (0 = off); implies --sample\n"
+      "  --top-p P                nucleus sampling, P in (0, 1] (1 = off); implies --sample\n"
+      "  --repetition-penalty R   penalise repeated tokens (> 0, 1 = off); implies --sample\n"
+      "  --seed S                 sampling seed (default: random); implies --sample\n"
+      "  --device cpu|cuda        where to run (default cpu)\n"
+      "  --dtype fp32|bf16|fp16   compute dtype (default fp32)\n"
+      "  --threads N              CPU threads (default: LibTorch's)\n"
+      "  --dump FILE.safetensors  save input_ids, output_ids and first_logits of the answer\n"
+      "                           (the last turn, in a conversation)\n"
+      "  -h, --help               show this help\n"
+      "\n"
+      "Conversation commands: /image PATH, /reset, /help, /quit (or Ctrl-D). End a line with\n"
+      "'\\' to continue the question on the next line. Ctrl-C stops the answer being generated.\n",
+      out);
+}
+
+Options parse_command_line(int argc, const char* const* argv) {
+  Options options;
+  bool greedy = false, sampling = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    std::optional<std::string> inline_value;  // --flag=value
+    if (arg.rfind("--", 0) == 0) {
+      const auto eq = arg.find('=');
+      if (eq != std::string::npos) {
+        inline_value = arg.substr(eq + 1);
+        arg = arg.substr(0, eq);
+      }
+    }
+    auto value = [&]() -> std::string {
+      if (inline_value) return *inline_value;
+      if (i + 1 >= argc) throw UsageError(arg + " needs a value");
+      return argv[++i];
+    };
+    auto no_value = [&]() {
+      if (inline_value) throw UsageError(arg + " takes no value");
+    };
+    if (arg == "-h" || arg == "--help") {
+      no_value();
+      options.help = true;
+    } else if (arg == "--model") {
+      options.model_dir = value();
+      if (options.model_dir.empty()) throw UsageError("--model needs a directory");
+    } else if (arg == "--image") {
+      options.images.push_back(value());
+      if (options.images.back().empty()) throw UsageError("--image needs a file");
+    } else if (arg == "--prompt") {
+      options.prompt = value();
+    } else if (arg == "--interactive") {
+      no_value();
+      options.interactive = true;
+    } else if (arg == "--system") {
+      options.system_message = value();
+    } else if (arg == "--max-tiles") {
+      options.max_tiles = static_cast<int>(parse_integer(arg, value(), 0, 1 << 16));
+    } else if (arg == "--max-new-tokens") {
+      options.generation.max_new_tokens =
+          static_cast<int>(parse_integer(arg, value(), 1, std::numeric_limits<int>::max()));
+    } else if (arg == "--greedy") {
+      no_value();
+      greedy = true;
+    } else if (arg == "--sample") {
+      no_value();
+      sampling = true;
+    } else if (arg == "--temperature") {
+      const double t = parse_real(arg, value());
+      if (!(t > 0)) throw UsageError("--temperature must be > 0");
+      options.generation.temperature = t;
+      sampling = true;
+    } else if (arg == "--top-k") {
+      options.generation.top_k = static_cast<int>(parse_integer(arg, value(), 0, std::numeric_limits<int>::max()));
+      sampling = true;
+    } else if (arg == "--top-p") {
+      const double p = parse_real(arg, value());
+      if (!(p > 0 && p <= 1)) throw UsageError("--top-p must be in (0, 1]");
+      options.generation.top_p = p;
+      sampling = true;
+    } else if (arg == "--repetition-penalty") {
+      const double r = parse_real(arg, value());
+      if (!(r > 0)) throw UsageError("--repetition-penalty must be > 0");
+      options.generation.repetition_penalty = r;
+      sampling = true;
+    } else if (arg == "--seed") {
+      options.generation.seed = parse_unsigned(arg, value());
+      options.seed_given = true;
+      sampling = true;
+    } else if (arg == "--device") {
+      try {
+        options.load.device = internvl::parse_device(value());
+      } catch (const internvl::Error& e) {
+        throw UsageError(std::string("--device: ") + e.what());
+      }
+    } else if (arg == "--dtype") {
+      try {
+        options.load.dtype = internvl::parse_dtype(value());
+      } catch (const internvl::Error& e) {
+        throw UsageError(std::string("--dtype: ") + e.what());
+      }
+    } else if (arg == "--threads") {
+      options.load.num_threads = static_cast<int>(parse_integer(arg, value(), 0, 4096));
+    } else if (arg == "--dump") {
+      options.dump_path = value();
+      if (options.dump_path.empty()) throw UsageError("--dump needs a file name");
+    } else if (!arg.empty() && arg[0] == '-') {
+      throw UsageError("unknown option " + arg);
+    } else {
+      throw UsageError("unexpected argument '" + arg + "' (images go after --image, the question after --prompt)");
+    }
+  }
+  options.generation.do_sample = sampling && !greedy;
+  if (options.generation.do_sample && !options.seed_given) options.generation.seed = std::random_device{}();
+  if (!options.help && options.model_dir.empty()) throw UsageError("--model DIR is required");
+  return options;
+}
+
+}  // namespace chat_tool

@@ -1,0 +1,92 @@
+// internvl-chat: ask an InternVL-Chat checkpoint about images, once (--prompt) or in a
+// multi-turn conversation on stdin. Uses only the public API (internvl/internvl.h).
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <string>
+
+#include "cli.h"
+#include "dump.h"
+#include "internvl/internvl.h"
+#include "repl.h"
+
+namespace {
+
+std::string read_all(std::istream& in) {
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+  return text;
+}
+
+int run(int argc, char** argv) {
+  chat_tool::Options options;
+  try {
+    options = chat_tool::parse_command_line(argc, argv);
+  } catch (const chat_tool::UsageError& e) {
+    std::fprintf(stderr, "internvl-chat: %s\n(internvl-chat --help shows the options)\n", e.what());
+    return 2;
+  }
+  if (options.help) {
+    chat_tool::print_usage(stdout);
+    return 0;
+  }
+  const bool one_shot = options.prompt.has_value() && !options.interactive;
+  if (options.prompt && *options.prompt == "-") {
+    if (options.interactive) {
+      std::fprintf(stderr, "internvl-chat: --prompt - reads stdin, which --interactive needs for the conversation\n");
+      return 2;
+    }
+    options.prompt = read_all(std::cin);
+  }
+  for (const auto& image : options.images) {
+    if (!std::ifstream(image, std::ios::binary).good()) throw internvl::ImageError("cannot read image " + image);
+  }
+
+  const bool tty_in = ::isatty(STDIN_FILENO) == 1;
+  if (::isatty(STDERR_FILENO) == 1) std::fprintf(stderr, "loading %s ...\n", options.model_dir.c_str());
+  const auto model = internvl::Model::load(options.model_dir, options.load);
+  const std::string& template_name = model.chat_template();  // UnsupportedError for non-chat checkpoints
+
+  if (one_shot) {
+    internvl::ChatRequest request;
+    request.question = *options.prompt;
+    for (const auto& path : options.images) request.images.push_back(internvl::Image::from_file(path));
+    request.max_tiles = options.max_tiles;
+    request.system_message = options.system_message;
+    request.generation = options.generation;
+    const auto result = chat_tool::run_turn(model, request);
+    if (!options.dump_path.empty()) chat_tool::write_dump(options.dump_path, result);
+    return 0;
+  }
+  if (tty_in) {
+    std::fprintf(stderr,
+                 "internvl-chat %s: %s (%s template), %zu image(s).\n"
+                 "Type a question; /help lists the commands; /quit or Ctrl-D leaves.\n",
+                 INTERNVL_VERSION_STRING, options.model_dir.c_str(), template_name.c_str(), options.images.size());
+  }
+  return chat_tool::run_repl(model, options, std::cin, tty_in);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::signal(SIGPIPE, SIG_IGN);  // a closed stdout shows up as a write error instead
+  try {
+    return run(argc, argv);
+  } catch (const internvl::Error& e) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  } catch (...) {
+    std::fprintf(stderr, "error: unknown failure\n");
+    return 1;
+  }
+}
