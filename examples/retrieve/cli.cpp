@@ -48,7 +48,7 @@ const OptionSpec kOptions[] = {
     {"--html", Arity::kOne, kSearch | kClassify | kEmbed},
     {"--json", Arity::kFlag, kAll},          {"--quiet", Arity::kFlag, kAll},
     {"--save-every", Arity::kOne, kIndex},   {"--overwrite", Arity::kFlag, kIndex},
-    {"--prune", Arity::kFlag, kIndex},
+    {"--prune", Arity::kFlag, kIndex},       {"--backend", Arity::kOne, kIndex},
 };
 
 const OptionSpec* find_option(const std::string& name) {
@@ -115,6 +115,11 @@ void apply(Args& args, const std::string& name, const std::string& value) {
     else if (name == "--save-embeddings") args.save_embeddings = value;
     else if (name == "--html") args.html = value;
     else if (name == "--save-every") args.save_every = parse_int(name, value, 0);
+    else if (name == "--backend") {
+      // IVF-Flat trains on its first add, which here is one small batch: the library offers it.
+      if (value != "flat" && value != "hnsw") throw UsageError("--backend must be flat or hnsw");
+      args.backend = value;
+    }
   } catch (const internvl::Error& e) {
     throw UsageError(name + ": " + e.what());
   }
@@ -291,7 +296,8 @@ std::string usage(Command command) {
                  "  --images PATH...     more folders or images (same as positional PATHs)\n"
                  "  --save-every N       save the index every N batches (default 10; 0: only at the end)\n"
                  "  --overwrite          start a new index even if FILE exists (e.g. of another model or mode)\n"
-                 "  --prune              remove entries below the given folders whose files no longer exist\n") +
+                 "  --prune              remove entries below the given folders whose files no longer exist\n"
+                 "  --backend B          for a new index: flat (exact, default) or hnsw (approximate, FAISS builds)\n") +
              common;
     case Command::kSearch:
       return std::string(

@@ -61,6 +61,7 @@ struct Args {
   // index only.
   int save_every = 10;  // save the index every N batches (0: only at the end)
   bool overwrite = false;
+  std::string backend = "flat";  // index backend for a new index
   bool prune = false;
 };
 

@@ -183,7 +183,9 @@ int run_index(const Args& args) {
                       mode_name(*args.mode) + "; use another --index or --overwrite");
     }
   } else {
-    index = model.create_index(args.mode.value_or(internvl::EmbedMode::kC));
+    internvl::IndexOptions index_options;
+    index_options.backend = args.backend;
+    index = model.create_index(args.mode.value_or(internvl::EmbedMode::kC), index_options);
   }
   const internvl::EmbedMode mode = index->mode();
 

@@ -73,19 +73,19 @@ std::string temp_path(const std::string& what) {
          what;
 }
 
-struct Run {
+struct ToolRun {
   int status = -1;  // exit status, or 128 + signal
   std::string out;
   std::string err;
 };
 
-std::string describe(const Run& run) {
+std::string describe(const ToolRun& run) {
   return "exit " + std::to_string(run.status) + "\nstdout:\n" + run.out + "\nstderr:\n" + run.err;
 }
 
 // Runs the tool with `args` (no shell). With `input`, stdin is a pipe the text is written into
 // and then closed (end of input); without, stdin is /dev/null.
-Run run_tool(const std::vector<std::string>& args, const std::optional<std::string>& input = std::nullopt) {
+ToolRun run_tool(const std::vector<std::string>& args, const std::optional<std::string>& input = std::nullopt) {
   const std::string stem = temp_path("run");
   const std::string out_path = stem + ".out", err_path = stem + ".err";
   const std::string tool = tool_path();
@@ -94,7 +94,7 @@ Run run_tool(const std::vector<std::string>& args, const std::optional<std::stri
   for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
 
-  Run run;
+  ToolRun run;
   int pipe_fds[2] = {-1, -1};
   if (input && ::pipe(pipe_fds) != 0) {
     run.err = std::string("pipe failed: ") + std::strerror(errno);
@@ -246,7 +246,7 @@ TEST_P(ChatTool, OneShotMatchesOfficialChat) {
     auto args = base_args(dump);
     if (has_image(conv)) args.insert(args.end(), {"--image", image_file(conv)});
     args.insert(args.end(), {"--prompt", conv.at("question").get<std::string>()});
-    const Run run = run_tool(args);
+    const ToolRun run = run_tool(args);
     ASSERT_EQ(run.status, 0) << describe(run);
     EXPECT_TRUE(contains(run.out, conv.at("response").get<std::string>())) << describe(run);
     ASSERT_FALSE(run.out.empty());
@@ -273,14 +273,14 @@ TEST_P(ChatTool, GreedyOverridesSamplingAndSeedsReproduce) {
   const std::string dump = temp_path("greedy.safetensors");
   auto args = base_args(dump);
   args.insert(args.end(), {"--temperature", "0.7", "--top-k", "5", "--prompt", question});
-  const Run greedy = run_tool(args);
+  const ToolRun greedy = run_tool(args);
   ASSERT_EQ(greedy.status, 0) << describe(greedy);
   expect_dump_matches(dump, *conv);
 
   std::vector<std::string> sampled_outputs;
   for (int i = 0; i < 2; ++i) {
-    const Run run = run_tool({"--model", model_dir_, "--max-new-tokens", max_new_tokens_, "--temperature", "1.5",
-                              "--seed", "1234", "--prompt", question});
+    const ToolRun run = run_tool({"--model", model_dir_, "--max-new-tokens", max_new_tokens_, "--temperature", "1.5",
+                                  "--seed", "1234", "--prompt", question});
     ASSERT_EQ(run.status, 0) << describe(run);
     sampled_outputs.push_back(run.out);
   }
@@ -306,7 +306,7 @@ TEST_P(ChatTool, MultiTurnConversationMatchesOfficialChat) {
     }
     input += repl_line(conv.at("question").get<std::string>());
     answers.push_back(conv.at("response").get<std::string>());
-    const Run run = run_tool(args, input);
+    const ToolRun run = run_tool(args, input);
     ASSERT_EQ(run.status, 0) << describe(run);
     EXPECT_FALSE(contains(run.err, "error:")) << describe(run);
     EXPECT_FALSE(contains(run.out, "> ")) << "no prompt when stdin is not a terminal\n" << describe(run);
@@ -330,7 +330,7 @@ TEST_P(ChatTool, ResetAndQuit) {
   const std::string input = repl_line(with_image->at("question").get<std::string>()) + "/help\n/reset\n" +
                             repl_line(text_only->at("question").get<std::string>()) + "/quit\n" +
                             repl_line(with_image->at("question").get<std::string>());
-  const Run run = run_tool(args, input);
+  const ToolRun run = run_tool(args, input);
   ASSERT_EQ(run.status, 0) << describe(run);
   EXPECT_FALSE(contains(run.err, "error:")) << describe(run);
   EXPECT_TRUE(contains(run.err, "/image")) << "/help lists the commands\n" << describe(run);
@@ -353,7 +353,7 @@ TEST_P(ChatTool, ImageCommand) {
   const std::string dump = temp_path("image.safetensors");
   const std::string input = "/image " + temp_path("missing.jpg") + "\n/image " + image_file(*with_image) + "\n" +
                             repl_line(question);
-  const Run run = run_tool(base_args(dump), input);
+  const ToolRun run = run_tool(base_args(dump), input);
   ASSERT_EQ(run.status, 0) << describe(run);
   EXPECT_TRUE(contains(run.err, "error:")) << describe(run);
   EXPECT_TRUE(contains(run.out, with_image->at("response").get<std::string>())) << describe(run);
@@ -370,7 +370,7 @@ TEST_P(ChatTool, FailedTurnKeepsTheConversationGoing) {
   write_file(bad, "this is not an image");
   const std::string dump = temp_path("failed.safetensors");
   const std::string question = repl_line(text_only->at("question").get<std::string>());
-  const Run run = run_tool(base_args(dump), "/image " + bad + "\n" + question + question);
+  const ToolRun run = run_tool(base_args(dump), "/image " + bad + "\n" + question + question);
   ASSERT_EQ(run.status, 0) << describe(run);
   EXPECT_TRUE(contains(run.err, "error:")) << describe(run);
   EXPECT_TRUE(contains(run.out, text_only->at("response").get<std::string>())) << describe(run);
@@ -380,24 +380,24 @@ TEST_P(ChatTool, FailedTurnKeepsTheConversationGoing) {
 }
 
 TEST_P(ChatTool, EndOfInputExitsCleanly) {
-  const Run empty = run_tool({"--model", model_dir_}, std::string());
+  const ToolRun empty = run_tool({"--model", model_dir_}, std::string());
   EXPECT_EQ(empty.status, 0) << describe(empty);
   EXPECT_EQ(empty.out, "") << describe(empty);
-  const Run commands_only = run_tool({"--model", model_dir_}, "/reset\n\n   \n/help");  // no final newline
+  const ToolRun commands_only = run_tool({"--model", model_dir_}, "/reset\n\n   \n/help");  // no final newline
   EXPECT_EQ(commands_only.status, 0) << describe(commands_only);
-  const Run unknown = run_tool({"--model", model_dir_}, "/nonsense\n");
+  const ToolRun unknown = run_tool({"--model", model_dir_}, "/nonsense\n");
   EXPECT_EQ(unknown.status, 0) << describe(unknown);
   EXPECT_TRUE(contains(unknown.err, "error:")) << describe(unknown);
 }
 
 TEST_P(ChatTool, UnreadableImageFailsOneShot) {
-  const Run run = run_tool({"--model", model_dir_, "--image", temp_path("missing.jpg"), "--prompt", "hi"});
+  const ToolRun run = run_tool({"--model", model_dir_, "--image", temp_path("missing.jpg"), "--prompt", "hi"});
   EXPECT_EQ(run.status, 1) << describe(run);
   EXPECT_TRUE(contains(run.err, "error:")) << describe(run);
 }
 
 TEST_P(ChatTool, UnwritableDumpFails) {
-  const Run run = run_tool({"--model", model_dir_, "--max-new-tokens", "1", "--prompt", "hi", "--dump",
+  const ToolRun run = run_tool({"--model", model_dir_, "--max-new-tokens", "1", "--prompt", "hi", "--dump",
                             temp_path("no_such_dir") + "/out.safetensors"});
   EXPECT_EQ(run.status, 1) << describe(run);
   EXPECT_TRUE(contains(run.err, "error:")) << describe(run);
@@ -419,7 +419,7 @@ class ChatToolCli : public ::testing::Test {
 
 TEST_F(ChatToolCli, HelpExitsZero) {
   for (const char* flag : {"--help", "-h"}) {
-    const Run run = run_tool({flag});
+    const ToolRun run = run_tool({flag});
     EXPECT_EQ(run.status, 0) << describe(run);
     EXPECT_TRUE(contains(run.out, "usage: internvl-chat")) << describe(run);
   }
@@ -449,17 +449,17 @@ TEST_F(ChatToolCli, BadUsageExitsTwo) {
   for (const auto& args : cases) {
     std::string joined;
     for (const auto& a : args) joined += a + " ";
-    const Run run = run_tool(args);
+    const ToolRun run = run_tool(args);
     EXPECT_EQ(run.status, 2) << joined << "\n" << describe(run);
     EXPECT_FALSE(run.err.empty()) << joined;
   }
 }
 
 TEST_F(ChatToolCli, MissingModelExitsOne) {
-  const Run run = run_tool({"--model", temp_path("no_such_model"), "--prompt", "hi"});
+  const ToolRun run = run_tool({"--model", temp_path("no_such_model"), "--prompt", "hi"});
   EXPECT_EQ(run.status, 1) << describe(run);
   EXPECT_TRUE(contains(run.err, "error:")) << describe(run);
-  const Run repl = run_tool({"--model", temp_path("no_such_model")}, "hello\n");
+  const ToolRun repl = run_tool({"--model", temp_path("no_such_model")}, "hello\n");
   EXPECT_EQ(repl.status, 1) << describe(repl);
   EXPECT_TRUE(contains(repl.err, "error:")) << describe(repl);
 }
@@ -467,7 +467,7 @@ TEST_F(ChatToolCli, MissingModelExitsOne) {
 TEST_F(ChatToolCli, NonChatCheckpointExitsOne) {
   const auto fixtures = internvl::testing::fixtures_with_architecture("InternVLModel");
   if (fixtures.empty()) GTEST_SKIP() << "no InternVLModel fixture";
-  const Run run = run_tool({"--model", internvl::testing::fixture_path(fixtures.front()), "--prompt", "hi"});
+  const ToolRun run = run_tool({"--model", internvl::testing::fixture_path(fixtures.front()), "--prompt", "hi"});
   EXPECT_EQ(run.status, 1) << describe(run);
   EXPECT_TRUE(contains(run.err, "error:")) << describe(run);
 }

@@ -23,6 +23,7 @@
 
 #include "io/safetensors.h"
 #include "io/tensor_convert.h"
+#include "internvl/index.h"
 #include "support/fixtures.h"
 
 extern char** environ;
@@ -405,6 +406,35 @@ TEST_P(RetrieveTool, HtmlShowsTheImages) {
   page = read_file(classify_html);
   EXPECT_TRUE(contains(page, "<img")) << page;
   for (const auto& name : image_names_) EXPECT_TRUE(contains(page, name)) << name;
+}
+
+TEST_P(RetrieveTool, HnswBackendIndexesAndSearches) {
+  if (!internvl::Index::faiss_available()) GTEST_SKIP() << "built without FAISS";
+  const fs::path photos = work_ / "photos_hnsw";
+  const auto rows = make_photo_folder(photos);
+  const std::string index = (work_ / "photos_hnsw.index").string();
+  auto args = base("index");
+  args.insert(args.end(), {"--backend", "hnsw", "--index", index, "--json", photos.string()});
+  auto run = run_tool(args);
+  ASSERT_EQ(run.status, 0) << describe(run);
+  EXPECT_EQ(parse_json(run).value("size", -1), static_cast<int64_t>(images_.size())) << run.out;
+  EXPECT_TRUE(fs::exists(index + ".json"));  // FAISS file + our metadata sidecar
+  // An image query finds itself first (a small HNSW graph is exact).
+  std::string query_image;
+  for (const auto& [name, row] : rows) {
+    if (row % 2 == 0) query_image = (photos / name).string();  // even rows sit in the folder itself
+  }
+  args = base("search");
+  args.insert(args.end(), {"--index", index, "--json", "--query-image", query_image});
+  run = run_tool(args);
+  ASSERT_EQ(run.status, 0) << describe(run);
+  const auto doc = parse_json(run);
+  ASSERT_FALSE(doc["results"][0]["hits"].empty()) << run.out;
+  EXPECT_EQ(fs::path(doc["results"][0]["hits"][0]["id"].get<std::string>()).filename().string(),
+            fs::path(query_image).filename().string());
+  args = base("index");
+  args.insert(args.end(), {"--backend", "annoy", "--index", index, photos.string()});
+  EXPECT_EQ(run_tool(args).status, 2);
 }
 
 TEST_P(RetrieveTool, RuntimeErrorsExitOne) {
