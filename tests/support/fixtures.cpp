@@ -18,6 +18,14 @@ namespace fs = std::filesystem;
 
 namespace internvl::testing {
 
+namespace {
+// MKL's multi-threaded sgemm takes a load-dependent path: on a busy machine (ctest -j) some runs
+// differ from others by ~1e-5 relative, more than the fixtures' float32 tolerance allows. One MKL
+// thread is reproducible (ATen's own ops keep their threads). Runs before main, so before MKL
+// initialises; an explicit MKL_NUM_THREADS wins.
+const bool kMklReproducible = [] { return ::setenv("MKL_NUM_THREADS", "1", /*overwrite=*/0) == 0; }();
+}  // namespace
+
 std::string fixtures_dir() {
   const char* env = std::getenv("INTERNVL_FIXTURES_DIR");
   return (env != nullptr && *env != '\0') ? std::string(env) : std::string(INTERNVL_DEFAULT_FIXTURES_DIR);
