@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "common/check.h"
+#include "kernels/cuda_ops.h"
 
 namespace internvl::nn {
 
@@ -18,6 +19,10 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
   const int64_t heads = q.size(1), kv_heads = k.size(1);
   INTERNVL_CHECK(kv_heads > 0 && heads % kv_heads == 0, InvalidArgument, "attention: ", heads,
                  " query heads are not a multiple of ", kv_heads, " key/value heads");
+  if (!options.force_aten && kernels::attention_supported(q, k, v, mask.defined())) {
+    const double scale = options.scale.value_or(1.0 / std::sqrt(static_cast<double>(q.size(3))));
+    return kernels::attention(q, k, v, options.causal, scale);
+  }
   at::Tensor keys = k, values = v;
   if (kv_heads != heads) {
     // Each kv head serves heads/kv_heads consecutive query heads.

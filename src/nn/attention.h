@@ -1,5 +1,6 @@
 // Scaled dot-product attention with one entry point: a CUDA kernel where one is built and
-// enabled for the inputs, otherwise ATen (which is also the oracle for kernel tests).
+// enabled for the inputs (kernels/cuda_ops.h; off by default until verified on a GPU), otherwise
+// ATen (which is also the oracle for kernel tests). force_aten skips the kernels for A/B checks.
 #pragma once
 
 #include <ATen/core/Tensor.h>

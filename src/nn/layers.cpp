@@ -5,6 +5,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include "common/check.h"
+#include "kernels/cuda_ops.h"
 
 namespace internvl::nn {
 
@@ -27,6 +28,10 @@ NormImpl::NormImpl(NormKind kind_, int64_t dim, double eps_, const ParamInit& in
 }
 
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
+  if (x.is_cuda() && kernels::cuda_kernels_enabled() && x.scalar_type() == weight.scalar_type() &&
+      (x.scalar_type() == at::kBFloat16 || x.scalar_type() == at::kHalf)) {
+    return kernels::rms_norm(x, weight, eps);
+  }
   const auto x32 = x.to(at::kFloat);
   const auto normed = x32 * at::rsqrt(x32.pow(2).mean(-1, /*keepdim=*/true) + eps);
   return weight * normed.to(x.scalar_type());
