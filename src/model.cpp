@@ -173,26 +173,29 @@ Index Model::create_index(EmbedMode mode, const IndexOptions& options) const {
   return Index(impl_->model_id, mode, impl_->clip_config->clip_embed_dim, options);
 }
 
-std::vector<std::vector<SearchHit>> Model::retrieve(const std::vector<std::string>& texts, const Index& index, int k,
-                                                    int batch_size) const {
-  impl_->require_clip("retrieve");
-  INTERNVL_CHECK(index.model_id() == impl_->model_id, InvalidArgument, "retrieve: the index holds embeddings of '",
-                 index.model_id(), "', not of this model ('", impl_->model_id, "')");
+namespace {
+
+// Options for embedding queries against `index`, after checking it holds this model's embeddings.
+EmbedOptions query_options(const Model::Impl& impl, const Index& index, int batch_size) {
+  impl.require_clip("retrieve");
+  INTERNVL_CHECK(index.model_id() == impl.model_id, InvalidArgument, "retrieve: the index holds embeddings of '",
+                 index.model_id(), "', not of this model ('", impl.model_id, "')");
   EmbedOptions options;
   options.mode = index.mode();
   options.batch_size = batch_size;
-  return index.search(embed_text(texts, options), k);
+  return options;
+}
+
+}  // namespace
+
+std::vector<std::vector<SearchHit>> Model::retrieve(const std::vector<std::string>& texts, const Index& index, int k,
+                                                    int batch_size) const {
+  return index.search(embed_text(texts, query_options(*impl_, index, batch_size)), k);
 }
 
 std::vector<std::vector<SearchHit>> Model::retrieve(const std::vector<Image>& images, const Index& index, int k,
                                                     int batch_size) const {
-  impl_->require_clip("retrieve");
-  INTERNVL_CHECK(index.model_id() == impl_->model_id, InvalidArgument, "retrieve: the index holds embeddings of '",
-                 index.model_id(), "', not of this model ('", impl_->model_id, "')");
-  EmbedOptions options;
-  options.mode = index.mode();
-  options.batch_size = batch_size;
-  return index.search(embed_image(images, options), k);
+  return index.search(embed_image(images, query_options(*impl_, index, batch_size)), k);
 }
 
 Matrix Model::zero_shot_weights(const std::vector<std::string>& class_names, const std::vector<std::string>& templates,

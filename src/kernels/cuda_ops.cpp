@@ -202,20 +202,29 @@ void check_norm_inputs(const at::Tensor& x, const at::Tensor& weight) {
 }
 }  // namespace
 
+namespace {
+// out = rms_norm(x [+ residual]); the sum goes to residual_out when a residual is given.
+void launch_norm(const at::Tensor& x, const at::Tensor* residual, at::Tensor* residual_out, const at::Tensor& weight,
+                 at::Tensor& out, double eps, const char* what) {
+  RmsNormParams p{};
+  p.x = x.data_ptr();
+  p.residual = residual ? residual->data_ptr() : nullptr;
+  p.residual_out = residual_out ? residual_out->data_ptr() : nullptr;
+  p.weight = weight.data_ptr();
+  p.out = out.data_ptr();
+  p.cols = x.size(-1);
+  p.rows = p.cols ? x.numel() / p.cols : 0;
+  p.eps = static_cast<float>(eps);
+  p.type = element_type(x);
+  check_status(launch_rms_norm(p, current_stream()), what);
+}
+}  // namespace
+
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
   check_norm_inputs(x, weight);
   const auto input = x.contiguous();
-  const auto w = weight.contiguous();
   auto out = at::empty_like(input);
-  RmsNormParams p{};
-  p.x = input.data_ptr();
-  p.weight = w.data_ptr();
-  p.out = out.data_ptr();
-  p.cols = input.size(-1);
-  p.rows = p.cols ? input.numel() / p.cols : 0;
-  p.eps = static_cast<float>(eps);
-  p.type = element_type(input);
-  check_status(launch_rms_norm(p, current_stream()), "rms_norm");
+  launch_norm(input, nullptr, nullptr, weight.contiguous(), out, eps, "rms_norm");
   return out;
 }
 
@@ -226,20 +235,9 @@ std::pair<at::Tensor, at::Tensor> add_rms_norm(const at::Tensor& x, const at::Te
                  InvalidArgument, "add_rms_norm: residual must match x");
   const auto input = x.contiguous();
   const auto res = residual.contiguous();
-  const auto w = weight.contiguous();
   auto out = at::empty_like(input);
   auto sum = at::empty_like(input);
-  RmsNormParams p{};
-  p.x = input.data_ptr();
-  p.residual = res.data_ptr();
-  p.residual_out = sum.data_ptr();
-  p.weight = w.data_ptr();
-  p.out = out.data_ptr();
-  p.cols = input.size(-1);
-  p.rows = p.cols ? input.numel() / p.cols : 0;
-  p.eps = static_cast<float>(eps);
-  p.type = element_type(input);
-  check_status(launch_rms_norm(p, current_stream()), "add_rms_norm");
+  launch_norm(input, &res, &sum, weight.contiguous(), out, eps, "add_rms_norm");
   return {out, sum};
 }
 

@@ -178,11 +178,6 @@ void expect_in_order(const std::string& text, const std::vector<std::string>& ne
   }
 }
 
-std::string param_name(const ::testing::TestParamInfo<std::string>& info) {
-  std::string name;
-  for (const char c : info.param) name += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
-  return name;
-}
 
 class ChatTool : public ::testing::TestWithParam<std::string> {
  protected:
@@ -406,7 +401,7 @@ TEST_P(ChatTool, UnwritableDumpFails) {
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(ChatTool);
 INSTANTIATE_TEST_SUITE_P(Fixtures, ChatTool,
                          ::testing::ValuesIn(internvl::testing::fixtures_with_architecture("InternVLChatModel")),
-                         param_name);
+                         internvl::testing::FixtureName());
 
 // ---- usage and errors -------------------------------------------------------------------------
 

@@ -473,11 +473,7 @@ TEST_P(RetrieveTool, RuntimeErrorsExitOne) {
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, RetrieveTool,
                          ::testing::ValuesIn(internvl::testing::fixtures_with_architecture("InternVLModel")),
-                         [](const ::testing::TestParamInfo<std::string>& info) {
-                           std::string name;
-                           for (const char c : info.param) name += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
-                           return name;
-                         });
+                         internvl::testing::FixtureName());
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(RetrieveTool);
 
 // Bad command lines: a message and exit status 2, before any model is loaded.

@@ -133,11 +133,7 @@ TEST(RetrievalFacadeChat, ChatCheckpointsRefuseRetrieval) {
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, RetrievalFacade,
                          ::testing::ValuesIn(internvl::testing::fixtures_with_architecture("InternVLModel")),
-                         [](const auto& info) {
-                           std::string name = info.param;
-                           for (auto& ch : name) if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
-                           return name;
-                         });
+                         internvl::testing::FixtureName());
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(RetrievalFacade);
 
 }  // namespace

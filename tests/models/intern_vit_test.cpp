@@ -156,11 +156,7 @@ std::vector<std::string> fixtures_with_vision() {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, InternViTReference, ::testing::ValuesIn(fixtures_with_vision()),
-                         [](const auto& info) {
-                           std::string name = info.param;
-                           for (auto& ch : name) if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
-                           return name;
-                         });
+                         internvl::testing::FixtureName());
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(InternViTReference);
 
 }  // namespace

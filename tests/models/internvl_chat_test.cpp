@@ -138,11 +138,7 @@ TEST_P(InternVLChatReference, RejectsMismatchedImageTokens) {
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, InternVLChatReference,
                          ::testing::ValuesIn(internvl::testing::fixtures_with_architecture("InternVLChatModel")),
-                         [](const auto& info) {
-                           std::string name = info.param;
-                           for (auto& ch : name) if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
-                           return name;
-                         });
+                         internvl::testing::FixtureName());
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(InternVLChatReference);
 
 }  // namespace

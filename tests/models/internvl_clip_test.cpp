@@ -109,11 +109,7 @@ TEST_P(InternVLClipReference, RejectsBadText) {
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, InternVLClipReference,
                          ::testing::ValuesIn(internvl::testing::fixtures_with_architecture("InternVLModel")),
-                         [](const auto& info) {
-                           std::string name = info.param;
-                           for (auto& ch : name) if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
-                           return name;
-                         });
+                         internvl::testing::FixtureName());
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(InternVLClipReference);
 
 }  // namespace

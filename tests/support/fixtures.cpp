@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <cmath>
 #include <cstdlib>
@@ -129,6 +130,14 @@ Closeness compare(const at::Tensor& actual, const at::Tensor& expected, double r
     return ::testing::AssertionFailure() << msg.str();
   }
   return ::testing::AssertionSuccess() << msg.str();
+}
+
+std::string FixtureName::operator()(const ::testing::TestParamInfo<std::string>& info) const {
+  std::string name = info.param;
+  for (auto& ch : name) {
+    if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+  }
+  return name;
 }
 
 ::testing::AssertionResult TensorsEqual(const at::Tensor& actual, const at::Tensor& expected) {

@@ -41,6 +41,11 @@ Closeness compare(const at::Tensor& actual, const at::Tensor& expected, double r
                                               double rtol = 1e-4, double atol_rel_to_max = 1e-4,
                                               double rel_l2_max = 1e-5);
 
+// Test-name suffix for suites parameterised by fixture name ("internvl-14b-tiny" -> "internvl_14b_tiny").
+struct FixtureName {
+  std::string operator()(const ::testing::TestParamInfo<std::string>& info) const;
+};
+
 // Exact equality (for uint8 pixels and int64 ids), reporting the first mismatch.
 ::testing::AssertionResult TensorsEqual(const at::Tensor& actual, const at::Tensor& expected);
 
