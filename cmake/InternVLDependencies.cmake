@@ -23,6 +23,8 @@ endif()
 set(CMAKE_CUDA_RUNTIME_LIBRARY Shared)
 find_package(Torch 2.11 REQUIRED)
 # Torch's flags variable carries -D_GLIBCXX_USE_CXX11_ABI; the torch target carries it too.
+# Installed tools look for LibTorch where it was found (the project venv or the user's).
+list(APPEND CMAKE_INSTALL_RPATH "${TORCH_INSTALL_PREFIX}/lib")
 
 set(INTERNVL_CUDA_ENABLED OFF)
 if(INTERNVL_WITH_CUDA STREQUAL "ON" OR INTERNVL_WITH_CUDA STREQUAL "AUTO")
