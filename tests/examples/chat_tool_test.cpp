@@ -26,8 +26,8 @@
 #include "io/safetensors.h"
 #include "io/tensor_convert.h"
 #include "support/fixtures.h"
+#include "support/tool_runner.h"
 
-extern char** environ;
 
 using internvl::testing::AllCloseToReference;
 using internvl::testing::reference_tensor;
@@ -36,114 +36,27 @@ using nlohmann::json;
 
 namespace {
 
+using internvl::testing::describe;
+using internvl::testing::is_executable;
+using internvl::testing::read_file;
+using internvl::testing::ToolRun;
+
+// The tool is built next to the tests; $INTERNVL_CHAT_TOOL overrides.
 std::string directory_of(const std::string& path) {
   const auto slash = path.find_last_of('/');
   return slash == std::string::npos ? "." : path.substr(0, slash);
 }
 
-// The tool is built next to the tests: <build>/tests/<this test> and
-// <build>/examples/chat/internvl-chat. $INTERNVL_CHAT_TOOL overrides.
-std::string tool_path() {
-  if (const char* env = std::getenv("INTERNVL_CHAT_TOOL"); env != nullptr && *env != '\0') return env;
-  char self[4096];
-  const ssize_t n = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
-  if (n <= 0) return "";
-  self[n] = '\0';
-  return directory_of(directory_of(self)) + "/examples/chat/internvl-chat";
-}
-
-bool is_executable(const std::string& path) { return !path.empty() && ::access(path.c_str(), X_OK) == 0; }
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
+std::string tool_path() { return internvl::testing::example_tool_path("INTERNVL_CHAT_TOOL", "examples/chat/internvl-chat"); }
 
 void write_file(const std::string& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary);
-  out << bytes;
-  ASSERT_TRUE(out.good()) << path;
+  ASSERT_TRUE(internvl::testing::write_file(path, bytes)) << path;
 }
 
-std::string temp_path(const std::string& what) {
-  static std::atomic<int> counter{0};
-  return ::testing::TempDir() + "/chat_tool_" + std::to_string(::getpid()) + "_" + std::to_string(counter++) + "_" +
-         what;
-}
+std::string temp_path(const std::string& what) { return internvl::testing::unique_temp_path("chat_tool", what); }
 
-struct ToolRun {
-  int status = -1;  // exit status, or 128 + signal
-  std::string out;
-  std::string err;
-};
-
-std::string describe(const ToolRun& run) {
-  return "exit " + std::to_string(run.status) + "\nstdout:\n" + run.out + "\nstderr:\n" + run.err;
-}
-
-// Runs the tool with `args` (no shell). With `input`, stdin is a pipe the text is written into
-// and then closed (end of input); without, stdin is /dev/null.
 ToolRun run_tool(const std::vector<std::string>& args, const std::optional<std::string>& input = std::nullopt) {
-  const std::string stem = temp_path("run");
-  const std::string out_path = stem + ".out", err_path = stem + ".err";
-  const std::string tool = tool_path();
-  std::vector<char*> argv;
-  argv.push_back(const_cast<char*>(tool.c_str()));
-  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-
-  ToolRun run;
-  int pipe_fds[2] = {-1, -1};
-  if (input && ::pipe(pipe_fds) != 0) {
-    run.err = std::string("pipe failed: ") + std::strerror(errno);
-    return run;
-  }
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  if (input) {
-    posix_spawn_file_actions_adddup2(&actions, pipe_fds[0], STDIN_FILENO);
-    posix_spawn_file_actions_addclose(&actions, pipe_fds[0]);
-    posix_spawn_file_actions_addclose(&actions, pipe_fds[1]);
-  } else {
-    posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-  }
-  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  pid_t pid = 0;
-  const int rc = posix_spawn(&pid, tool.c_str(), &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (input) ::close(pipe_fds[0]);
-  if (rc != 0) {
-    if (input) ::close(pipe_fds[1]);
-    run.err = "posix_spawn failed: " + std::string(std::strerror(rc));
-    return run;
-  }
-  if (input) {
-    // The tool may quit (and close its stdin) before reading everything: no SIGPIPE here.
-    struct sigaction ignore {}, previous {};
-    ignore.sa_handler = SIG_IGN;
-    ::sigaction(SIGPIPE, &ignore, &previous);
-    std::size_t written = 0;
-    while (written < input->size()) {
-      const ssize_t n = ::write(pipe_fds[1], input->data() + written, input->size() - written);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) break;
-      written += static_cast<std::size_t>(n);
-    }
-    ::close(pipe_fds[1]);
-    ::sigaction(SIGPIPE, &previous, nullptr);
-  }
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  run.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-  run.out = read_file(out_path);
-  run.err = read_file(err_path);
-  ::unlink(out_path.c_str());
-  ::unlink(err_path.c_str());
-  return run;
+  return internvl::testing::run_tool(tool_path(), args, input);
 }
 
 bool contains(const std::string& haystack, const std::string& needle) { return haystack.find(needle) != std::string::npos; }

@@ -25,8 +25,8 @@
 #include "io/tensor_convert.h"
 #include "internvl/index.h"
 #include "support/fixtures.h"
+#include "support/tool_runner.h"
 
-extern char** environ;
 
 namespace fs = std::filesystem;
 using internvl::testing::AllCloseToReference;
@@ -35,71 +35,21 @@ using nlohmann::json;
 
 namespace {
 
-// The tool is built next to the tests: <build>/tests/<this test> and
-// <build>/examples/retrieve/internvl-retrieve. $INTERNVL_RETRIEVE_TOOL overrides.
+using internvl::testing::describe;
+using internvl::testing::read_file;
+using Run = internvl::testing::ToolRun;
+
+// The tool is built next to the tests; $INTERNVL_RETRIEVE_TOOL overrides.
 std::string tool_path() {
-  if (const char* env = std::getenv("INTERNVL_RETRIEVE_TOOL"); env != nullptr && *env != '\0') return env;
-  std::error_code ec;
-  const fs::path self = fs::read_symlink("/proc/self/exe", ec);
-  if (ec) return "";
-  return (self.parent_path().parent_path() / "examples" / "retrieve" / "internvl-retrieve").string();
-}
-
-struct Run {
-  int status = -1;  // exit status, or 128 + signal
-  std::string out;
-  std::string err;
-};
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
+  return internvl::testing::example_tool_path("INTERNVL_RETRIEVE_TOOL", "examples/retrieve/internvl-retrieve");
 }
 
 void write_file(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary);
-  out << text;
-  ASSERT_TRUE(out.good()) << path;
+  ASSERT_TRUE(internvl::testing::write_file(path, text)) << path;
 }
 
-// Runs the tool with `args` (no shell: any bytes but NUL pass through), capturing its output.
-Run run_tool(const std::vector<std::string>& args) {
-  static std::atomic<int> counter{0};
-  const std::string stem =
-      ::testing::TempDir() + "/retrieve_tool_" + std::to_string(::getpid()) + "_" + std::to_string(counter++);
-  const std::string out_path = stem + ".out", err_path = stem + ".err";
-  const std::string tool = tool_path();
-  std::vector<char*> argv;
-  argv.push_back(const_cast<char*>(tool.c_str()));
-  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  Run run;
-  pid_t pid = 0;
-  const int rc = posix_spawn(&pid, tool.c_str(), &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (rc != 0) {
-    run.err = "posix_spawn failed: " + std::string(std::strerror(rc));
-    return run;
-  }
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  run.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-  run.out = read_file(out_path);
-  run.err = read_file(err_path);
-  ::unlink(out_path.c_str());
-  ::unlink(err_path.c_str());
-  return run;
-}
+Run run_tool(const std::vector<std::string>& args) { return internvl::testing::run_tool(tool_path(), args); }
 
-std::string describe(const Run& run) { return "exit " + std::to_string(run.status) + "\nstdout:\n" + run.out + "\nstderr:\n" + run.err; }
 
 json parse_json(const Run& run) {
   try {
