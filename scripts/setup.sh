@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything the build needs on a fresh Debian 12 machine. Idempotent.
-#   apt: compilers' companions (SentencePiece, OpenCV, Eigen, nlohmann-json, GoogleTest, Benchmark, ninja, ccache, giflib)
+#   apt: compilers' companions (SentencePiece, OpenCV, Eigen, nlohmann-json, GoogleTest, Benchmark, ninja, ccache, giflib, FAISS, Doxygen)
 #   PyPI: torch (LibTorch inside the wheel) into a project-local venv, pinned.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +14,7 @@ APT_PACKAGES=(
   libgif-dev libeigen3-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libfaiss-dev
+  doxygen
   python3-venv
 )
 missing=()

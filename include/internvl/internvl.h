@@ -1,7 +1,9 @@
-// Umbrella header: all a user needs.
+/// @file
+/// Umbrella header: all a user needs.
 #pragma once
 
 #include "internvl/error.h"
+#include "internvl/inspect.h"
 #include "internvl/model.h"
 #include "internvl/options.h"
 #include "internvl/types.h"

@@ -1,4 +1,5 @@
-// The facade: one object per loaded checkpoint directory.
+/// @file
+/// The facade: one object per loaded checkpoint directory.
 #pragma once
 
 #include <functional>
@@ -13,74 +14,80 @@
 
 namespace internvl {
 
+/// A loaded checkpoint: InternVL-C/G (embeddings, retrieval, zero-shot) or InternVL-Chat.
+/// Const methods may be called from several threads at once.
 class Model {
  public:
-  // Loads a checkpoint folder as `huggingface-cli download` leaves it: config.json (its
-  // `architectures` selects the model family) and model.safetensors or sharded safetensors with
-  // model.safetensors.index.json. Throws ConfigError / CheckpointError naming the file and field.
+  /// Loads a checkpoint folder as `huggingface-cli download` leaves it: config.json (its
+  /// `architectures` selects the model family) and model.safetensors or sharded safetensors with
+  /// model.safetensors.index.json. Throws ConfigError / CheckpointError naming the file and field.
   static Model load(const std::string& directory, const LoadOptions& options = {});
 
-  Model(Model&&) noexcept;
-  Model& operator=(Model&&) noexcept;
+  Model(Model&&) noexcept;             ///< movable, not copyable
+  Model& operator=(Model&&) noexcept;  ///< movable, not copyable
   ~Model();
 
-  const ModelInfo& info() const;
-  const LoadOptions& options() const;
+  const ModelInfo& info() const;        ///< what was loaded
+  const LoadOptions& options() const;   ///< how it was loaded
 
   // ---- retrieval (InternVLModel checkpoints; others throw UnsupportedError) ----------------
 
-  // The official encode_image: one row per image, [images, clip_embed_dim]. Images are decoded
-  // and resized exactly as the official retrieval transform. ImageError names a bad image.
+  /// The official encode_image: one row per image, [images, clip_embed_dim]. Images are decoded
+  /// and resized exactly as the official retrieval transform. ImageError names a bad image.
   Matrix embed_image(const std::vector<Image>& images, const EmbedOptions& options = {}) const;
-  // The official encode_text ('summarize:' prefix, 80 tokens): [texts, clip_embed_dim].
+  /// The official encode_text ('summarize:' prefix, 80 tokens): [texts, clip_embed_dim].
   Matrix embed_text(const std::vector<std::string>& texts, const EmbedOptions& options = {}) const;
-  // exp(logit_scale) · normalize(images) · normalize(texts)ᵀ, the official logits_per_image.
+  /// exp(logit_scale) · normalize(images) · normalize(texts)ᵀ, the official logits_per_image.
   Matrix logits_per_image(const Matrix& image_embeds, const Matrix& text_embeds) const;
-  float logit_scale() const;  // exp of the checkpoint's logit_scale parameter
+  float logit_scale() const;  ///< exp of the checkpoint's logit_scale parameter
 
-  // An empty index bound to this model and mode.
+  /// An empty index bound to this model and mode.
   Index create_index(EmbedMode mode, const IndexOptions& options = {}) const;
-  // Identifies this checkpoint in indexes (architecture, sizes and a hash of config.json).
+  /// Identifies this checkpoint in indexes (architecture, sizes and a hash of config.json).
   const std::string& model_id() const;
-  // Text or image queries against an index of this model (mode taken from the index).
+  /// Text queries against an index of this model (mode taken from the index): the best `k`
+  /// entries per query, best first.
   std::vector<std::vector<SearchHit>> retrieve(const std::vector<std::string>& texts, const Index& index,
                                                int k, int batch_size = 8) const;
+  /// Image queries against an index of this model (mode taken from the index).
   std::vector<std::vector<SearchHit>> retrieve(const std::vector<Image>& images, const Index& index, int k,
                                                int batch_size = 8) const;
 
-  // Zero-shot classification, the clip_benchmark way: every class name through every template
-  // ("{}" is replaced by the name), text embeddings normalised, averaged, re-normalised.
-  // Returns [classes, clip_embed_dim].
+  /// Zero-shot classification, the clip_benchmark way: every class name through every template
+  /// ("{}" is replaced by the name), text embeddings normalised, averaged, re-normalised.
+  /// Returns [classes, clip_embed_dim].
   Matrix zero_shot_weights(const std::vector<std::string>& class_names,
                            const std::vector<std::string>& templates = default_templates(),
                            const EmbedOptions& options = {}) const;
-  // Top-k classes per image for weights from zero_shot_weights().
+  /// Top-k classes per image for weights from zero_shot_weights().
   std::vector<std::vector<ClassScore>> classify(const std::vector<Image>& images, const Matrix& class_weights,
                                                 const std::vector<std::string>& class_names, int k,
                                                 const EmbedOptions& options = {}) const;
-  // Built-in English ImageNet-style prompt templates.
+  /// Built-in English ImageNet-style prompt templates.
   static const std::vector<std::string>& default_templates();
 
   // ---- chat (InternVLChatModel checkpoints; others throw UnsupportedError) ----------------
 
-  // Receives decoded text as it is generated; return false to stop generation.
+  /// Receives decoded text as it is generated; return false to stop generation.
   using StreamCallback = std::function<bool(const std::string& text)>;
 
-  // The official InternVLChatModel.chat: the config's template and system message, history,
-  // images as dynamic tiles (+ thumbnail); "<image>" placeholders in the question (or, with no
-  // history and no placeholder, "<image>\n" prepended once per image) become
-  // "<img>" + "<IMG_CONTEXT>" x (num_image_token x tiles) + "</img>"; generation stops on the
-  // template's end-of-turn token. InvalidArgument when the prompt does not fit the context.
+  /// The official InternVLChatModel.chat: the config's template and system message, history,
+  /// images as dynamic tiles (+ thumbnail); "<image>" placeholders in the question (or, with no
+  /// history and no placeholder, "<image>\n" prepended once per image) become
+  /// "<img>" + "<IMG_CONTEXT>" x (num_image_token x tiles) + "</img>"; generation stops on the
+  /// template's end-of-turn token. InvalidArgument when the prompt does not fit the context.
   ChatResult chat(const ChatRequest& request, const StreamCallback& on_text = {}) const;
-  // The template name (config.json `template`) and its default system message.
+  /// The template name (config.json `template`) and its default system message.
   const std::string& chat_template() const;
 
+  /// @cond INTERNAL
   struct Impl;
   Impl& impl() const { return *impl_; }  // for the optional adapters (internvl/torch.h)
+  /// @endcond
 
  private:
   explicit Model(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
 
-}  // namespace internvl
+}  ///< namespace internvl

@@ -1,4 +1,5 @@
-// Options structs of the public API.
+/// @file
+/// Options structs of the public API.
 #pragma once
 
 #include <cstdint>
@@ -9,51 +10,55 @@
 
 namespace internvl {
 
+/// Where weights live and compute runs.
 enum class Device { kCPU, kCUDA };
 
+/// Compute dtype of a loaded model.
 enum class DType { kFloat32, kBFloat16, kFloat16 };
 
+/// How Model::load places and converts a checkpoint.
 struct LoadOptions {
-  Device device = Device::kCPU;  // where weights live and compute runs
-  int device_index = 0;          // CUDA device ordinal (ignored on CPU)
-  DType dtype = DType::kFloat32; // compute dtype; checkpoints are converted once on load
-  bool force_aten = false;       // use the plain ATen paths even where a CUDA kernel exists (A/B checks)
-  int num_threads = 0;           // CPU intra-op threads; 0 keeps LibTorch's default
+  Device device = Device::kCPU;  ///< where weights live and compute runs
+  int device_index = 0;          ///< CUDA device ordinal (ignored on CPU)
+  DType dtype = DType::kFloat32; ///< compute dtype; checkpoints are converted once on load
+  bool force_aten = false;       ///< use the plain ATen paths even where a CUDA kernel exists (A/B checks)
+  int num_threads = 0;           ///< CPU intra-op threads; 0 keeps LibTorch's default
 };
 
-// Options of Model::embed_image / embed_text / retrieve / classify.
+/// Options of Model::embed_image / embed_text / retrieve / classify.
 struct EmbedOptions {
-  EmbedMode mode = EmbedMode::kC;  // InternVL-C or InternVL-G (images; text is the same for both)
-  int batch_size = 8;              // inputs per forward pass (> 0)
-  bool normalize = false;          // L2-normalise rows (the official encode_* return them unnormalised)
+  EmbedMode mode = EmbedMode::kC;  ///< InternVL-C or InternVL-G (images; text is the same for both)
+  int batch_size = 8;              ///< inputs per forward pass (> 0)
+  bool normalize = false;          ///< L2-normalise rows (the official encode_* return them unnormalised)
 };
 
-// Options of Model::chat: decoding as transformers' generate does it.
+/// Options of Model::chat: decoding as transformers' generate does it.
 struct GenerationOptions {
-  int max_new_tokens = 512;         // > 0; prompt + max_new_tokens must fit the model's context
-  bool do_sample = false;           // false: greedy (the official chat() default)
-  double temperature = 1.0;         // > 0, sampling only
-  int top_k = 0;                    // 0 = off, sampling only
-  double top_p = 1.0;               // (0, 1], 1 = off, sampling only
-  double repetition_penalty = 1.0;  // > 0, 1 = off; applies to prompt and generated tokens
-  uint64_t seed = 0;                // sampling is reproducible for a given seed
-  std::vector<std::string> stop_strings;  // extra strings that end the response (not included)
+  int max_new_tokens = 512;         ///< > 0; prompt + max_new_tokens must fit the model's context
+  bool do_sample = false;           ///< false: greedy (the official chat() default)
+  double temperature = 1.0;         ///< > 0, sampling only
+  int top_k = 0;                    ///< 0 = off, sampling only
+  double top_p = 1.0;               ///< (0, 1], 1 = off, sampling only
+  double repetition_penalty = 1.0;  ///< > 0, 1 = off; applies to prompt and generated tokens
+  uint64_t seed = 0;                ///< sampling is reproducible for a given seed
+  std::vector<std::string> stop_strings;  ///< extra strings that end the response (not included)
 };
 
-// Inputs of Model::chat, as the official InternVLChatModel.chat takes them.
+/// Inputs of Model::chat, as the official InternVLChatModel.chat takes them.
 struct ChatRequest {
-  std::string question;         // "<image>" marks where images go; see Model::chat
-  std::vector<Image> images;    // one per "<image>" placeholder, in order
-  std::vector<ChatTurn> history;  // earlier (question, answer) turns
-  std::string system_message;   // empty: the template's default
-  int max_tiles = 0;            // dynamic tiles per image; 0: the config's max_dynamic_patch
-  GenerationOptions generation;
+  std::string question;         ///< "<image>" marks where images go; see Model::chat
+  std::vector<Image> images;    ///< one per "<image>" placeholder, in order
+  std::vector<ChatTurn> history;  ///< earlier (question, answer) turns
+  std::string system_message;   ///< empty: the template's default
+  int max_tiles = 0;            ///< dynamic tiles per image; 0: the config's max_dynamic_patch
+  GenerationOptions generation;  ///< decoding: greedy or sampled, limits, stop strings
 };
 
-const char* to_string(Device device);
-const char* to_string(DType dtype);
-// Parse "cpu"/"cuda" and "fp32"/"float32"/"bf16"/"bfloat16"/"fp16"/"float16"; throw InvalidArgument.
+const char* to_string(Device device);  ///< "cpu" | "cuda"
+const char* to_string(DType dtype);    ///< "fp32" | "bf16" | "fp16"
+/// Parses "cpu" or "cuda"; InvalidArgument otherwise.
 Device parse_device(const std::string& text);
+/// Parses "fp32"/"float32", "bf16"/"bfloat16" or "fp16"/"float16"; InvalidArgument otherwise.
 DType parse_dtype(const std::string& text);
 
-}  // namespace internvl
+}  ///< namespace internvl

@@ -41,38 +41,63 @@ struct Entry {
   at::Tensor tensor;
 };
 
-}  // namespace
-
-LoadReport load_state_dict(torch::nn::Module& module, const Checkpoint& checkpoint, const LoadOptions& options) {
+std::vector<Entry> module_entries(const torch::nn::Module& module) {
   std::vector<Entry> entries;
   for (const auto& item : module.named_parameters(/*recurse=*/true)) entries.push_back({item.key(), item.value()});
   for (const auto& item : module.named_buffers(/*recurse=*/true)) entries.push_back({item.key(), item.value()});
+  return entries;
+}
 
-  // Pass 1: check everything before touching the module, so an error leaves it unchanged.
-  LoadReport report;
-  std::vector<std::string> missing;
-  std::vector<std::string> mismatched;
+BindingCheck check_entries(const std::vector<Entry>& entries, const Checkpoint& checkpoint,
+                           const LoadOptions& options) {
+  BindingCheck check;
+  std::unordered_set<std::string> known;
   for (const auto& e : entries) {
     if (!e.tensor.defined()) continue;
     const std::string key = options.prefix + e.name;
+    known.insert(key);
     if (!checkpoint.contains(key)) {
       // `optional` holds module names; the full checkpoint key is accepted too.
       if (options.optional.count(e.name) != 0 || options.optional.count(key) != 0) {
-        report.missing_optional.push_back(e.name);
+        check.missing_optional.push_back(e.name);
       } else {
-        missing.push_back(key);
+        check.missing.push_back(key);
       }
       continue;
     }
     const auto& view = checkpoint.tensor(key);
     if (c10::IntArrayRef(view.shape) != e.tensor.sizes()) {
-      mismatched.push_back(key + ": checkpoint " + shape_string(view.shape) + " vs module " +
-                           shape_string(e.tensor.sizes()));
+      check.mismatched.push_back(key + ": checkpoint " + shape_string(view.shape) + " vs module " +
+                                 shape_string(e.tensor.sizes()));
     } else if (e.tensor.is_floating_point() && !is_floating_dtype(view.dtype)) {
-      mismatched.push_back(key + ": checkpoint dtype " + dtype_name(view.dtype) + " but the module expects " +
-                           "floating point");
+      check.mismatched.push_back(key + ": checkpoint dtype " + dtype_name(view.dtype) + " but the module expects " +
+                                 "floating point");
     }
   }
+  for (const auto& name : checkpoint.names()) {  // already sorted
+    if (name.compare(0, options.prefix.size(), options.prefix) == 0 && known.count(name) == 0) {
+      check.unused.push_back(name);
+    }
+  }
+  return check;
+}
+
+}  // namespace
+
+BindingCheck check_state_dict(const torch::nn::Module& module, const Checkpoint& checkpoint,
+                              const LoadOptions& options) {
+  return check_entries(module_entries(module), checkpoint, options);
+}
+
+LoadReport load_state_dict(torch::nn::Module& module, const Checkpoint& checkpoint, const LoadOptions& options) {
+  std::vector<Entry> entries = module_entries(module);
+
+  // Pass 1: check everything before touching the module, so an error leaves it unchanged.
+  const BindingCheck check = check_entries(entries, checkpoint, options);
+  const auto& missing = check.missing;
+  const auto& mismatched = check.mismatched;
+  LoadReport report;
+  report.missing_optional = check.missing_optional;
   if (!missing.empty() || !mismatched.empty()) {
     std::ostringstream msg;
     msg << "checkpoint " << checkpoint.path() << " does not fit the module:";
@@ -90,7 +115,6 @@ LoadReport load_state_dict(torch::nn::Module& module, const Checkpoint& checkpoi
   // Pass 2: convert and install one tensor at a time; the module's previous storage is released
   // as each tensor is replaced, so at most one extra tensor is alive.
   at::NoGradGuard no_grad;
-  std::unordered_set<std::string> used;
   for (auto& e : entries) {
     if (!e.tensor.defined()) continue;
     const std::string key = options.prefix + e.name;
@@ -98,18 +122,13 @@ LoadReport load_state_dict(torch::nn::Module& module, const Checkpoint& checkpoi
     if (checkpoint.contains(key)) {
       e.tensor.set_data(to_tensor(checkpoint.tensor(key), target_dtype, options.device));
       report.loaded.push_back(e.name);
-      used.insert(key);
     } else if (e.tensor.scalar_type() != target_dtype || e.tensor.device() != options.device) {
       // Optional and absent: keep the initial values, in the requested dtype and device.
       e.tensor.set_data(e.tensor.to(at::TensorOptions().device(options.device).dtype(target_dtype)));
     }
   }
 
-  for (const auto& name : checkpoint.names()) {  // already sorted
-    if (name.compare(0, options.prefix.size(), options.prefix) == 0 && used.count(name) == 0) {
-      report.unused.push_back(name);
-    }
-  }
+  report.unused = check.unused;
   return report;
 }
 

@@ -29,6 +29,17 @@ struct LoadReport {
   std::vector<std::string> unused;          // checkpoint keys under `prefix` that nothing used
 };
 
+// What binding `module` to `checkpoint` would find, without reading tensor data.
+struct BindingCheck {
+  std::vector<std::string> missing;           // checkpoint keys the module needs that are absent
+  std::vector<std::string> mismatched;        // "key: checkpoint [..] vs module [..]" (shape or dtype kind)
+  std::vector<std::string> missing_optional;  // module names allowed to be absent
+  std::vector<std::string> unused;            // checkpoint keys under `prefix` the module does not have
+};
+// Works on modules whose tensors live on the meta device too (nothing is allocated).
+BindingCheck check_state_dict(const torch::nn::Module& module, const Checkpoint& checkpoint,
+                              const LoadOptions& options = {});
+
 // Fills every parameter and buffer of `module` from `checkpoint`. Throws CheckpointError listing
 // every missing (non-optional) key and every shape mismatch. Converts one tensor at a time.
 LoadReport load_state_dict(torch::nn::Module& module, const Checkpoint& checkpoint,

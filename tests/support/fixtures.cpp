@@ -13,6 +13,7 @@
 
 #include "fixtures_dir.h"
 #include "io/safetensors.h"
+#include "io/safetensors_writer.h"
 #include "io/tensor_convert.h"
 
 namespace fs = std::filesystem;
@@ -156,6 +157,25 @@ std::string FixtureName::operator()(const ::testing::TestParamInfo<std::string>&
                                        << first << ": " << a[first].item<int64_t>() << " vs expected "
                                        << e[first].item<int64_t>() << "; max |diff| "
                                        << (a - e).abs().max().item<int64_t>();
+}
+
+void copy_checkpoint(const std::string& fixture, const std::string& destination, const std::string& dropped_tensor) {
+  const fs::path source = fixture_path(fixture);
+  fs::create_directories(destination);
+  for (const auto& entry : fs::directory_iterator(source)) {
+    const std::string name = entry.path().filename().string();
+    if (!entry.is_regular_file() || name.rfind("reference", 0) == 0 || name.rfind("model", 0) == 0) continue;
+    fs::copy_file(entry.path(), fs::path(destination) / name, fs::copy_options::overwrite_existing);
+  }
+  // Rewritten as one model.safetensors whatever the source's sharding.
+  const io::Checkpoint checkpoint(source.string());
+  std::vector<std::pair<std::string, at::Tensor>> tensors;
+  for (const auto& name : checkpoint.names()) {
+    if (name == dropped_tensor) continue;
+    const auto& view = checkpoint.tensor(name);
+    tensors.emplace_back(name, io::to_tensor(view, io::to_scalar_type(view.dtype)));
+  }
+  io::write_safetensors((fs::path(destination) / "model.safetensors").string(), tensors);
 }
 
 }  // namespace internvl::testing
