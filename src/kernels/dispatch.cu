@@ -59,4 +59,16 @@ int launch_rms_norm(const RmsNormParams& p, void* stream_ptr) {
                                           : device::run_rms_norm<__half>(p, stream);
 }
 
+int launch_layer_norm(const LayerNormParams& p, void* stream_ptr) {
+  auto stream = static_cast<cudaStream_t>(stream_ptr);
+  return p.type == ElementType::kBFloat16 ? device::run_layer_norm<__nv_bfloat16>(p, stream)
+                                          : device::run_layer_norm<__half>(p, stream);
+}
+
+int launch_qk_rms_norm(const QkNormParams& p, void* stream_ptr) {
+  auto stream = static_cast<cudaStream_t>(stream_ptr);
+  return p.type == ElementType::kBFloat16 ? device::run_qk_rms_norm<__nv_bfloat16>(p, stream)
+                                          : device::run_qk_rms_norm<__half>(p, stream);
+}
+
 }  // namespace internvl::kernels

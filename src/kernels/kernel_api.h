@@ -72,4 +72,38 @@ struct RmsNormParams {
 
 int launch_rms_norm(const RmsNormParams& params, void* stream);
 
+// LayerNorm with the same optional fused residual add; out = (x - mean) / sqrt(var + eps) * weight
+// + bias (bias may be null), computed in float32 and rounded once.
+struct LayerNormParams {
+  const void* x;
+  const void* residual;  // may be null
+  void* residual_out;    // required when residual is given
+  const void* weight;
+  const void* bias;      // may be null
+  void* out;
+  int64_t rows, cols;
+  float eps;
+  ElementType type;
+};
+
+int launch_layer_norm(const LayerNormParams& params, void* stream);
+
+// InternViT QK-norm: RMSNorm of q and of k over their full width (all heads together), in one
+// launch. q/k rows are *_row_stride elements apart (slices of the fused qkv projection); the
+// outputs are contiguous [rows, cols].
+struct QkNormParams {
+  const void* q;
+  const void* k;
+  const void* q_weight;
+  const void* k_weight;
+  void* q_out;
+  void* k_out;
+  int64_t rows, cols;
+  int64_t q_row_stride, k_row_stride;
+  float eps;
+  ElementType type;
+};
+
+int launch_qk_rms_norm(const QkNormParams& params, void* stream);
+
 }  // namespace internvl::kernels

@@ -2,7 +2,10 @@
 
 #include <ATen/ATen.h>
 
+#include <tuple>
+
 #include "common/check.h"
+#include "kernels/cuda_ops.h"
 #include "nn/attention.h"
 
 namespace internvl::models {
@@ -71,8 +74,12 @@ at::Tensor InternAttentionImpl::forward(const at::Tensor& x) const {
   auto k = fused.slice(-1, d, 2 * d);
   auto v = fused.slice(-1, 2 * d, 3 * d);
   if (config.qk_normalization) {
-    q = q_norm->forward(q);
-    k = k_norm->forward(k);
+    if (!force_aten && kernels::norm_supported(q, q_norm->weight)) {
+      std::tie(q, k) = kernels::qk_rms_norm(q, k, q_norm->weight, k_norm->weight, q_norm->eps);  // one launch
+    } else {
+      q = q_norm->forward(q);
+      k = k_norm->forward(k);
+    }
   }
   auto split_heads = [&](const at::Tensor& t) { return t.reshape({batch, tokens, heads, head_dim}).transpose(1, 2); };
   nn::AttentionOptions options;
@@ -103,8 +110,9 @@ InternVisionEncoderLayerImpl::InternVisionEncoderLayerImpl(const io::VisionConfi
 }
 
 at::Tensor InternVisionEncoderLayerImpl::forward(const at::Tensor& x) const {
-  auto h = x + attn->forward(norm1->forward(x)) * ls1;
-  return h + mlp->forward(norm2->forward(h)) * ls2;
+  // h = x + attn * ls1 and norm2(h) in one pass on CUDA (the same roundings as written out).
+  const auto [normed, h] = norm2->forward_add(attn->forward(norm1->forward(x)) * ls1, x);
+  return h + mlp->forward(normed) * ls2;
 }
 
 // ---- model -----------------------------------------------------------------------------------

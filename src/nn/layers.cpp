@@ -3,6 +3,10 @@
 #include <ATen/ATen.h>
 #include <ATen/core/Generator.h>
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Context.h>
+
+#include <functional>
+#include <mutex>
 
 #include "common/check.h"
 #include "kernels/cuda_ops.h"
@@ -28,10 +32,7 @@ NormImpl::NormImpl(NormKind kind_, int64_t dim, double eps_, const ParamInit& in
 }
 
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
-  if (x.is_cuda() && kernels::cuda_kernels_enabled() && x.scalar_type() == weight.scalar_type() &&
-      (x.scalar_type() == at::kBFloat16 || x.scalar_type() == at::kHalf)) {
-    return kernels::rms_norm(x, weight, eps);
-  }
+  if (kernels::norm_supported(x, weight)) return kernels::rms_norm(x, weight, eps);
   const auto x32 = x.to(at::kFloat);
   const auto normed = x32 * at::rsqrt(x32.pow(2).mean(-1, /*keepdim=*/true) + eps);
   return weight * normed.to(x.scalar_type());
@@ -39,10 +40,21 @@ at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
 
 at::Tensor NormImpl::forward(const at::Tensor& x) const {
   if (kind == NormKind::kRMSNorm) return rms_norm(x, weight, eps);
+  if (kernels::norm_supported(x, weight)) return kernels::layer_norm(x, weight, bias, eps);
   if (x.scalar_type() == at::kFloat) return at::layer_norm(x, {weight.size(0)}, weight, bias, eps);
   // Reduced precision: statistics in float32.
   return at::layer_norm(x.to(at::kFloat), {weight.size(0)}, weight.to(at::kFloat), bias.to(at::kFloat), eps)
       .to(x.scalar_type());
+}
+
+std::pair<at::Tensor, at::Tensor> NormImpl::forward_add(const at::Tensor& x, const at::Tensor& residual) const {
+  if (kernels::norm_supported(x, weight) && residual.sizes() == x.sizes() && residual.scalar_type() == x.scalar_type() &&
+      residual.is_cuda()) {
+    return kind == NormKind::kRMSNorm ? kernels::add_rms_norm(x, residual, weight, eps)
+                                      : kernels::add_layer_norm(x, residual, weight, bias, eps);
+  }
+  auto sum = residual + x;
+  return {forward(sum), sum};
 }
 
 void init_random(torch::nn::Module& module, uint64_t seed) {
@@ -52,9 +64,25 @@ void init_random(torch::nn::Module& module, uint64_t seed) {
     auto& param = item.value();
     if (!at::isFloatingType(param.scalar_type())) continue;
     const auto& name = item.key();
-    at::Tensor values;
     const bool is_norm_weight = param.dim() == 1 && name.find("norm") != std::string::npos &&
                                 name.size() > 7 && name.compare(name.size() - 7, 7, ".weight") == 0;
+    if (!param.device().is_cpu()) {
+      // Generated on the device: a 6B model's values drawn on the host would take minutes. Uses
+      // (and reseeds) the device's default generator.
+      if (is_norm_weight) {
+        param.fill_(1.0);
+        continue;
+      }
+      auto device_generator = at::globalContext().defaultGenerator(param.device());
+      {
+        std::lock_guard<std::mutex> lock(device_generator.mutex());
+        device_generator.set_current_seed(seed + static_cast<uint64_t>(std::hash<std::string>{}(name)));
+      }
+      const double fan_in = param.dim() >= 2 ? static_cast<double>(param.numel() / param.size(0)) : 1.0;
+      param.normal_(0.0, param.dim() >= 2 ? 1.0 / std::sqrt(fan_in) : 0.02, device_generator);
+      continue;
+    }
+    at::Tensor values;
     if (is_norm_weight) {
       values = at::ones(param.sizes(), at::kFloat);
     } else {

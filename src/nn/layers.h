@@ -38,6 +38,9 @@ class NormImpl : public torch::nn::Module {
  public:
   NormImpl(NormKind kind, int64_t dim, double eps, const ParamInit& init);
   at::Tensor forward(const at::Tensor& x) const;  // [..., dim]
+  // Residual add fused with the norm: returns (norm(residual + x), residual + x), the sum rounded
+  // to the dtype first as the models add; one kernel on CUDA when enabled.
+  std::pair<at::Tensor, at::Tensor> forward_add(const at::Tensor& x, const at::Tensor& residual) const;
   NormKind kind;
   double eps;
   at::Tensor weight;
@@ -49,7 +52,8 @@ TORCH_MODULE(Norm);
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps);
 
 // Fills every floating parameter with small random values (norm weights near 1) — for
-// benchmarks and tests of real-sized models without checkpoints.
+// benchmarks and tests of real-sized models without checkpoints. Parameters on a device are
+// drawn there (with the device's default generator, reseeded), so the values differ from CPU's.
 void init_random(torch::nn::Module& module, uint64_t seed);
 
 }  // namespace internvl::nn

@@ -1,7 +1,10 @@
 // CUDA kernels against the ATen path in float32 on fresh random inputs of odd sizes (not tile
-// multiples), outputs per_sequence first. Skipped without a CUDA device or a CUDA build.
+// multiples), every output and workspace poisoned with NaN before the kernel writes it
+// (kernels::set_poison_outputs), every launch checked by the entries and the device synchronised
+// and checked after each test. Skipped without a CUDA device or a CUDA build.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
+#include <torch/cuda.h>
 
 #include <cmath>
 
@@ -18,8 +21,13 @@ class CudaKernels : public ::testing::Test {
     if (!kernels::cuda_kernels_built()) GTEST_SKIP() << "built without CUDA kernels";
     if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
     kernels::set_cuda_kernels_enabled(true);
+    kernels::set_poison_outputs(true);
   }
-  void TearDown() override { kernels::set_cuda_kernels_enabled(false); }
+  void TearDown() override {
+    kernels::set_cuda_kernels_enabled(false);
+    kernels::set_poison_outputs(false);
+    if (at::hasCUDA()) torch::cuda::synchronize();  // throws on an asynchronous kernel error
+  }
 };
 
 // float32 reference: softmax(q kᵀ * scale [+ bottom-right causal mask]) v with GQA.
@@ -125,6 +133,110 @@ TEST_F(CudaKernels, RmsNormWithAndWithoutResidual) {
   }
 }
 
+TEST_F(CudaKernels, DecodeAtBatchOneToThirtyTwoAndContextsTo32k) {
+  at::manual_seed(17);
+  struct Case { int64_t batch, heads, kv_heads, capacity, d; };
+  const Case cases[] = {{1, 32, 8, 32768 + 5, 128}, {32, 16, 2, 1037, 64}, {17, 28, 4, 9001, 128}, {5, 8, 8, 333, 64}};
+  for (const auto& c : cases) {
+    SCOPED_TRACE(::testing::Message() << "B" << c.batch << " H" << c.heads << "/" << c.kv_heads << " capacity "
+                                      << c.capacity << " D" << c.d);
+    const auto options = at::TensorOptions().device(at::kCUDA).dtype(at::kBFloat16);
+    const auto cache_k = at::randn({c.batch, c.kv_heads, c.capacity, c.d}, options);
+    const auto cache_v = at::randn({c.batch, c.kv_heads, c.capacity, c.d}, options);
+    const auto q = at::randn({c.batch, c.heads, c.d}, options);
+    // Ragged lengths in 1..capacity; the first row uses the whole cache.
+    auto lengths = at::randint(1, c.capacity + 1, {c.batch}, at::kInt);
+    lengths[0] = static_cast<int>(c.capacity);
+    const auto lengths_cpu = lengths.clone();
+    const auto lengths_gpu = lengths.to(at::kCUDA);
+    const double scale = 1.0 / std::sqrt(static_cast<double>(c.d));
+    const auto out = kernels::decode_attention(q, cache_k, cache_v, lengths_gpu, scale);
+    // The graph form: the capacity as the bound, lengths never read on the host.
+    const auto bounded = kernels::decode_attention(q, cache_k, cache_v, lengths_gpu, scale, c.capacity);
+    ASSERT_TRUE(at::isfinite(out).all().item<bool>());
+    ASSERT_TRUE(at::isfinite(bounded).all().item<bool>());
+    for (int64_t b = 0; b < c.batch; ++b) {
+      const int64_t n = lengths_cpu[b].item<int>();
+      const auto expected = reference_attention(q.slice(0, b, b + 1).unsqueeze(2), cache_k.slice(0, b, b + 1).slice(2, 0, n),
+                                                cache_v.slice(0, b, b + 1).slice(2, 0, n), false, scale);
+      EXPECT_LT(rel_error(out.slice(0, b, b + 1).unsqueeze(2), expected), 1e-2) << "row " << b << " length " << n;
+      EXPECT_LT(rel_error(bounded.slice(0, b, b + 1).unsqueeze(2), expected), 1e-2) << "row " << b << " length " << n;
+    }
+  }
+  const auto options = at::TensorOptions().device(at::kCUDA).dtype(at::kBFloat16);
+  const auto cache = at::randn({1, 2, 10, 64}, options);
+  const auto lengths = at::full({1}, 5, options.dtype(at::kInt));
+  EXPECT_THROW(kernels::decode_attention(at::randn({1, 2, 64}, options), cache, cache, lengths, 0.1, 11), InvalidArgument);
+  EXPECT_THROW(kernels::decode_attention(at::randn({1, 2, 64}, options), cache, cache, at::full({1}, 11, options.dtype(at::kInt)), 0.1),
+               InvalidArgument);
+}
+
+TEST_F(CudaKernels, LayerNormWithAndWithoutResidualAndBias) {
+  at::manual_seed(6);
+  for (const auto dtype : {at::kBFloat16, at::kHalf}) {
+    const auto options = at::TensorOptions().device(at::kCUDA).dtype(dtype);
+    for (const auto& shape : {std::vector<int64_t>{37, 1000}, std::vector<int64_t>{3, 5, 1025}}) {
+      const int64_t cols = shape.back();
+      // A large mean tests the centred variance.
+      const auto x = at::randn(shape, options) + 3, residual = at::randn(shape, options);
+      const auto weight = (1 + 0.1 * at::randn({cols}, options.dtype(at::kFloat))).to(dtype);
+      const auto bias = (0.1 * at::randn({cols}, options.dtype(at::kFloat))).to(dtype);
+      for (const bool with_bias : {true, false}) {
+        SCOPED_TRACE(::testing::Message() << "dtype " << dtype << " cols " << cols << " bias " << with_bias);
+        const auto b = with_bias ? bias : at::Tensor();
+        auto reference = [&](const at::Tensor& h) {
+          const auto f = h.to(at::kFloat);
+          const auto mean = f.mean(-1, true);
+          const auto var = (f - mean).pow(2).mean(-1, true);
+          auto y = (f - mean) * at::rsqrt(var + 1e-6) * weight.to(at::kFloat);
+          if (with_bias) y = y + bias.to(at::kFloat);
+          return y;
+        };
+        const auto out = kernels::layer_norm(x, weight, b, 1e-6);
+        ASSERT_TRUE(at::isfinite(out).all().item<bool>());
+        EXPECT_LT(rel_error(out, reference(x)), 1e-2);
+        const auto [normed, sum] = kernels::add_layer_norm(x, residual, weight, b, 1e-6);
+        EXPECT_TRUE(at::equal(sum, residual + x));
+        EXPECT_LT(rel_error(normed, reference(residual + x)), 1e-2);
+      }
+    }
+  }
+  const auto options = at::TensorOptions().device(at::kCUDA).dtype(at::kBFloat16);
+  EXPECT_THROW(kernels::layer_norm(at::randn({2, 8}, options), at::ones({7}, options), {}, 1e-6), InvalidArgument);
+  EXPECT_THROW(kernels::layer_norm(at::randn({2, 8}, options), at::ones({8}, options), at::ones({8}, options.dtype(at::kFloat)), 1e-6),
+               InvalidArgument);
+}
+
+TEST_F(CudaKernels, QkNormReadsTheFusedProjectionInOneLaunch) {
+  at::manual_seed(8);
+  for (const auto dtype : {at::kBFloat16, at::kHalf}) {
+    SCOPED_TRACE(::testing::Message() << "dtype " << dtype);
+    const auto options = at::TensorOptions().device(at::kCUDA).dtype(dtype);
+    const int64_t batch = 3, tokens = 257, width = 25 * 8 + 3;  // odd width
+    const auto fused = at::randn({batch, tokens, 3 * width}, options);
+    const auto q = fused.slice(-1, 0, width), k = fused.slice(-1, width, 2 * width);
+    const auto qw = (1 + 0.1 * at::randn({width}, options.dtype(at::kFloat))).to(dtype);
+    const auto kw = (1 + 0.1 * at::randn({width}, options.dtype(at::kFloat))).to(dtype);
+    const auto [q_out, k_out] = kernels::qk_rms_norm(q, k, qw, kw, 1e-6);
+    ASSERT_EQ(q_out.sizes(), q.sizes());
+    auto reference = [&](const at::Tensor& h, const at::Tensor& w) {
+      const auto f = h.to(at::kFloat);
+      return w.to(at::kFloat) * (f * at::rsqrt(f.pow(2).mean(-1, true) + 1e-6));
+    };
+    EXPECT_LT(rel_error(q_out, reference(q, qw)), 1e-2);
+    EXPECT_LT(rel_error(k_out, reference(k, kw)), 1e-2);
+    // The same per-row arithmetic as the plain RMSNorm kernel on contiguous copies.
+    EXPECT_TRUE(at::equal(q_out, kernels::rms_norm(q.contiguous(), qw, 1e-6)));
+    EXPECT_TRUE(at::equal(k_out, kernels::rms_norm(k.contiguous(), kw, 1e-6)));
+  }
+  const auto options = at::TensorOptions().device(at::kCUDA).dtype(at::kBFloat16);
+  const auto x = at::randn({4, 16}, options);
+  EXPECT_THROW(kernels::qk_rms_norm(x, at::randn({4, 15}, options), at::ones({16}, options), at::ones({16}, options), 1e-6),
+               InvalidArgument);
+  EXPECT_THROW(kernels::qk_rms_norm(x, x, at::ones({16}, options), at::ones({16}, options.dtype(at::kHalf)), 1e-6),
+               InvalidArgument);
+}
+
 TEST_F(CudaKernels, RejectsUnsupportedInputs) {
   const auto options = at::TensorOptions().device(at::kCUDA).dtype(at::kBFloat16);
   const auto q = at::randn({1, 2, 8, 96}, options);  // head_dim 96
@@ -142,7 +254,11 @@ TEST(CudaKernelSwitch, OffByDefaultAndHonoursTheSwitch) {
   EXPECT_FALSE(kernels::cuda_kernels_enabled());
   if (!kernels::cuda_kernels_built()) {
     EXPECT_THROW(kernels::rms_norm(at::ones({2, 2}), at::ones({2}), 1e-6), UnsupportedError);
+    EXPECT_THROW(kernels::layer_norm(at::ones({2, 2}), at::ones({2}), {}, 1e-6), UnsupportedError);
+    EXPECT_THROW(kernels::qk_rms_norm(at::ones({2, 2}), at::ones({2, 2}), at::ones({2}), at::ones({2}), 1e-6),
+                 UnsupportedError);
   }
+  EXPECT_FALSE(kernels::norm_supported(at::ones({2, 2}, at::kBFloat16), at::ones({2}, at::kBFloat16)));
   // CPU tensors never take the kernel path.
   kernels::set_cuda_kernels_enabled(true);
   const auto cpu = at::randn({1, 2, 4, 64}, at::kBFloat16);
