@@ -63,4 +63,25 @@ int64_t Sampler::next(const at::Tensor& logits, const std::vector<int64_t>& seen
   return at::multinomial(probs, 1, /*replacement=*/false, generator_).item<int64_t>();
 }
 
+at::Tensor greedy_token(const at::Tensor& logits, const at::Tensor& seen_mask, double repetition_penalty) {
+  auto scores = logits.detach().to(at::kFloat).flatten();
+  if (repetition_penalty != 1.0 && seen_mask.defined()) {
+    INTERNVL_CHECK(seen_mask.numel() == scores.numel() && seen_mask.scalar_type() == at::kBool, InvalidArgument,
+                   "greedy_token: seen_mask must be bool [", scores.numel(), "]");
+    const auto penalised = at::where(scores < 0, scores * repetition_penalty, scores / repetition_penalty);
+    scores = at::where(seen_mask, penalised, scores);
+  }
+  return scores.argmax().view({1});
+}
+
+at::Tensor seen_mask(const std::vector<int64_t>& seen, int64_t vocab, const at::Device& device) {
+  std::vector<int64_t> valid;
+  for (const auto id : seen) {
+    if (id >= 0 && id < vocab) valid.push_back(id);
+  }
+  auto mask = at::zeros({vocab}, at::TensorOptions().dtype(at::kBool).device(device));
+  if (!valid.empty()) mask.index_fill_(0, at::tensor(valid, at::kLong).to(device), true);
+  return mask;
+}
+
 }  // namespace internvl::generation

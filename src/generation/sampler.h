@@ -35,4 +35,12 @@ class Sampler {
   at::Generator generator_;
 };
 
+// Greedy selection that stays on the logits' device (no host round trip): the repetition penalty
+// applied through `seen_mask` (bool [V], true for every id seen; undefined = no penalty), then
+// argmax. Returns int64 [1] on that device. On CPU it equals Sampler::next with do_sample false,
+// bit for bit (the same float operations element by element).
+at::Tensor greedy_token(const at::Tensor& logits, const at::Tensor& seen_mask, double repetition_penalty);
+// bool [vocab] on `device`, true at the valid ids of `seen`.
+at::Tensor seen_mask(const std::vector<int64_t>& seen, int64_t vocab, const at::Device& device);
+
 }  // namespace internvl::generation

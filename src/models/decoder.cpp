@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "common/check.h"
@@ -67,7 +68,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> DecoderLayerImpl::project_qkv(con
 
 at::Tensor DecoderLayerImpl::forward(const at::Tensor& h_in, const at::Tensor& cos, const at::Tensor& sin,
                                      nn::KVCache& cache, int64_t index) const {
-  const int64_t batch = h_in.size(0), length = h_in.size(1);
+  const int64_t length = h_in.size(1);
   auto [q, k, v] = project_qkv(attn_norm->forward(h_in));
   q = nn::apply_rotary(q, cos, sin);
   k = nn::apply_rotary(k, cos, sin);
@@ -84,10 +85,26 @@ at::Tensor DecoderLayerImpl::forward(const at::Tensor& h_in, const at::Tensor& c
       mask = at::ones({length, past + length}, at::TensorOptions().dtype(at::kBool).device(h_in.device())).tril(past);
     }
   }
-  const auto attended = nn::attention(q, keys, values, options, mask);  // [B, H, L, hd]
+  return finish(h_in, nn::attention(q, keys, values, options, mask));  // attended [B, H, L, hd]
+}
+
+at::Tensor DecoderLayerImpl::finish(const at::Tensor& h_in, const at::Tensor& attended) const {
+  const int64_t batch = h_in.size(0), length = h_in.size(1);
   auto h = h_in + o_proj->forward(attended.transpose(1, 2).reshape({batch, length, -1}));
   const auto x = ffn_norm->forward(h);
   return h + down->forward(at::silu(gate->forward(x)) * up->forward(x));
+}
+
+at::Tensor DecoderLayerImpl::forward_static(const at::Tensor& h_in, const at::Tensor& cos, const at::Tensor& sin,
+                                            nn::KVCache& cache, int64_t index, const at::Tensor& position,
+                                            const at::Tensor& lengths) const {
+  auto [q, k, v] = project_qkv(attn_norm->forward(h_in));
+  q = nn::apply_rotary(q, cos, sin);
+  k = nn::apply_rotary(k, cos, sin);
+  auto [keys, values] = cache.write_at(index, k, v, position);
+  nn::AttentionOptions options;
+  options.force_aten = force_aten;
+  return finish(h_in, nn::decode_attention(q, keys, values, lengths, options));
 }
 
 CausalLMImpl::CausalLMImpl(const io::LlmConfig& c, const nn::ParamInit& init)
@@ -127,9 +144,17 @@ at::Tensor CausalLMImpl::embed(const at::Tensor& input_ids) const {
   return at::embedding(embed_weight, input_ids.to(embed_weight.device()));
 }
 
-nn::KVCache CausalLMImpl::make_cache(int64_t batch, int64_t capacity) const {
+nn::KVCache CausalLMImpl::make_cache(int64_t batch, int64_t capacity, bool zero_fill) const {
   return nn::KVCache(config_.num_hidden_layers, batch, config_.num_key_value_heads, config_.head_dim(), capacity,
-                     embed_weight.options());
+                     embed_weight.options(), zero_fill);
+}
+
+at::Tensor CausalLMImpl::embed_unchecked(const at::Tensor& input_ids) const {
+  return at::embedding(embed_weight, input_ids);
+}
+
+bool CausalLMImpl::static_decode_supported(int64_t total_length) const {
+  return rope_base(1) == rope_base(std::max<int64_t>(total_length, 1));
 }
 
 at::Tensor CausalLMImpl::forward(const at::Tensor& inputs_embeds, nn::KVCache& cache) const {
@@ -148,6 +173,26 @@ at::Tensor CausalLMImpl::forward(const at::Tensor& inputs_embeds, nn::KVCache& c
   int64_t index = 0;
   for (const auto& layer : *layers) h = layer->as<DecoderLayer>()->forward(h, cos, sin, cache, index++);
   cache.advance(length);
+  return norm->forward(h);
+}
+
+at::Tensor CausalLMImpl::forward_static(const at::Tensor& inputs_embeds, nn::KVCache& cache, const at::Tensor& position,
+                                        double rope_base_value) const {
+  INTERNVL_CHECK(inputs_embeds.dim() == 3 && inputs_embeds.size(1) == 1 && inputs_embeds.size(2) == config_.hidden_size,
+                 InvalidArgument, "decoder: static step inputs_embeds must be [batch, 1, ", config_.hidden_size, "]");
+  INTERNVL_CHECK(cache.layers() == config_.num_hidden_layers, InvalidArgument, "decoder: the KV cache has ",
+                 cache.layers(), " layers, the model ", config_.num_hidden_layers);
+  at::Tensor scaled = position;
+  if (config_.rope_scaling && config_.rope_scaling->type == "linear") {
+    scaled = position.to(at::kFloat) / config_.rope_scaling->factor;
+  }
+  const auto [cos, sin] = nn::rotary_cos_sin(scaled, config_.head_dim(), rope_base_value);
+  const auto lengths = (position + 1).to(at::kInt).expand({inputs_embeds.size(0)}).contiguous();
+  auto h = inputs_embeds.to(embed_weight.scalar_type());
+  int64_t index = 0;
+  for (const auto& layer : *layers) {
+    h = layer->as<DecoderLayer>()->forward_static(h, cos, sin, cache, index++, position, lengths);
+  }
   return norm->forward(h);
 }
 

@@ -25,6 +25,10 @@ class DecoderLayerImpl : public torch::nn::Module {
   // h [B, L, D]; cos/sin [L, hd]; appends this layer's keys/values to `cache` (layer `index`).
   at::Tensor forward(const at::Tensor& h, const at::Tensor& cos, const at::Tensor& sin, nn::KVCache& cache,
                      int64_t index) const;
+  // One decode step h [B, 1, D] written at the device position `position` (int64 [1]);
+  // lengths int32 [B] = position + 1. Reads nothing on the host (CUDA-graph capturable).
+  at::Tensor forward_static(const at::Tensor& h, const at::Tensor& cos, const at::Tensor& sin, nn::KVCache& cache,
+                            int64_t index, const at::Tensor& position, const at::Tensor& lengths) const;
 
   io::LlmConfig config;
   DecoderFlavour flavour;
@@ -38,6 +42,8 @@ class DecoderLayerImpl : public torch::nn::Module {
  private:
   // [B, L, D] -> q [B, H, L, hd], k/v [B, Hkv, L, hd]
   std::tuple<at::Tensor, at::Tensor, at::Tensor> project_qkv(const at::Tensor& x) const;
+  // h + o_proj(attended), then the SwiGLU block with its residual.
+  at::Tensor finish(const at::Tensor& h_in, const at::Tensor& attended) const;
 };
 TORCH_MODULE(DecoderLayer);
 
@@ -51,10 +57,21 @@ class CausalLMImpl : public torch::nn::Module {
   // Runs the layers over embeddings [B, L, D] continuing `cache` (positions cache.length()..);
   // returns final-norm hidden states [B, L, D] and advances the cache by L.
   at::Tensor forward(const at::Tensor& inputs_embeds, nn::KVCache& cache) const;
+  // The static decode step (CUDA graphs): inputs_embeds [B, 1, D] at the device position
+  // `position` (int64 [1], which the caller keeps equal to cache.length()); the cache must have
+  // been made with zero_fill and room for the step. Does not advance the cache. RoPE uses
+  // `rope_base_value` (fixed for the whole decode: see static_decode_supported()).
+  at::Tensor forward_static(const at::Tensor& inputs_embeds, nn::KVCache& cache, const at::Tensor& position,
+                            double rope_base_value) const;
+  // Whether a decode through total_length tokens can use forward_static: the RoPE base must not
+  // change within it (dynamic NTK scaling changes it past the trained length).
+  bool static_decode_supported(int64_t total_length) const;
+  // Embedding lookup without the host-side range check (ids produced on the device by argmax).
+  at::Tensor embed_unchecked(const at::Tensor& input_ids) const;
   // Output head: [..., D] -> [..., V] (computed in the model dtype; cast by the caller).
   at::Tensor logits(const at::Tensor& hidden) const;
   // A cache sized for `capacity` tokens in the model's dtype and device.
-  nn::KVCache make_cache(int64_t batch, int64_t capacity) const;
+  nn::KVCache make_cache(int64_t batch, int64_t capacity, bool zero_fill = false) const;
 
   void set_force_aten(bool force);
   const io::LlmConfig& config() const { return config_; }

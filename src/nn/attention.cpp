@@ -26,8 +26,15 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
   at::Tensor keys = k, values = v;
   if (kv_heads != heads) {
     // Each kv head serves heads/kv_heads consecutive query heads.
-    keys = k.repeat_interleave(heads / kv_heads, /*dim=*/1);
-    values = v.repeat_interleave(heads / kv_heads, /*dim=*/1);
+    // (expand + reshape rather than repeat_interleave, whose ATen form may read a size on the
+    // host, which a CUDA graph capture forbids; the values and layout are the same.)
+    const int64_t group = heads / kv_heads;
+    auto repeat = [&](const at::Tensor& t) {
+      return t.unsqueeze(2).expand({t.size(0), kv_heads, group, t.size(2), t.size(3)}).reshape(
+          {t.size(0), heads, t.size(2), t.size(3)});
+    };
+    keys = repeat(k);
+    values = repeat(v);
   }
   at::Tensor attend_mask = mask;
   if (options.causal && mask.defined()) {
@@ -40,6 +47,29 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
   // ATen's CPU flash path and the math path both accumulate in float32.
   return at::scaled_dot_product_attention(q, keys, values, attend_mask.defined() ? std::optional<at::Tensor>(attend_mask) : std::nullopt,
                                           /*dropout_p=*/0.0, options.causal && !attend_mask.defined(), options.scale);
+}
+
+at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache,
+                            const at::Tensor& lengths, const AttentionOptions& options) {
+  INTERNVL_CHECK(q.dim() == 4 && q.size(2) == 1, InvalidArgument, "decode_attention: q must be [batch, heads, 1, head_dim]");
+  INTERNVL_CHECK(k_cache.dim() == 4 && k_cache.sizes() == v_cache.sizes() && k_cache.size(0) == q.size(0) &&
+                     k_cache.size(3) == q.size(3),
+                 InvalidArgument, "decode_attention: caches must be [batch, kv_heads, capacity, head_dim] matching q");
+  INTERNVL_CHECK(lengths.dim() == 1 && lengths.size(0) == q.size(0) && lengths.scalar_type() == at::kInt &&
+                     lengths.device() == q.device(),
+                 InvalidArgument, "decode_attention: lengths must be int32 [batch] on q's device");
+  const double scale = options.scale.value_or(1.0 / std::sqrt(static_cast<double>(q.size(3))));
+  const auto q3 = q.select(2, 0);
+  if (!options.force_aten && kernels::decode_attention_supported(q3, k_cache)) {
+    return kernels::decode_attention(q3, k_cache, v_cache, lengths, scale, k_cache.size(2)).unsqueeze(2);
+  }
+  const auto positions = at::arange(k_cache.size(2), lengths.options().dtype(at::kLong));
+  const auto mask = (positions.unsqueeze(0) < lengths.to(at::kLong).unsqueeze(1)).view({q.size(0), 1, 1, -1});
+  AttentionOptions aten = options;
+  aten.force_aten = true;
+  aten.causal = false;
+  aten.scale = scale;
+  return attention(q, k_cache, v_cache, aten, mask);
 }
 
 }  // namespace internvl::nn

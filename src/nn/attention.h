@@ -21,4 +21,11 @@ struct AttentionOptions {
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                      const AttentionOptions& options = {}, const at::Tensor& mask = {});
 
+// One decode step against whole cache buffers without host-side lengths (the CUDA graph path):
+// q [B, H, 1, D]; k_cache/v_cache [B, Hkv, capacity, D]; lengths int32 [B] on q's device (keys
+// 0..length-1 are attended). The kernel reads only those keys; the ATen path masks the rest, so
+// the unused part of the cache must hold finite values (KVCache zero-fills in static mode).
+at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache,
+                            const at::Tensor& lengths, const AttentionOptions& options = {});
+
 }  // namespace internvl::nn

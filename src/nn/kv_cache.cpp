@@ -7,11 +7,13 @@
 namespace internvl::nn {
 
 KVCache::KVCache(int64_t layers, int64_t batch, int64_t kv_heads, int64_t head_dim, int64_t capacity,
-                 const at::TensorOptions& options)
+                 const at::TensorOptions& options, bool zero_fill)
     : capacity_(std::max<int64_t>(capacity, 1)) {
   for (int64_t i = 0; i < layers; ++i) {
-    keys_.push_back(at::empty({batch, kv_heads, capacity_, head_dim}, options));
-    values_.push_back(at::empty({batch, kv_heads, capacity_, head_dim}, options));
+    for (auto* buffers : {&keys_, &values_}) {
+      buffers->push_back(zero_fill ? at::zeros({batch, kv_heads, capacity_, head_dim}, options)
+                                   : at::empty({batch, kv_heads, capacity_, head_dim}, options));
+    }
   }
 }
 
@@ -35,6 +37,18 @@ std::pair<at::Tensor, at::Tensor> KVCache::append(int64_t layer, const at::Tenso
   keys_[layer].slice(2, length_, end).copy_(k);
   values_[layer].slice(2, length_, end).copy_(v);
   return {keys_[layer].slice(2, 0, end), values_[layer].slice(2, 0, end)};
+}
+
+std::pair<at::Tensor, at::Tensor> KVCache::write_at(int64_t layer, const at::Tensor& k, const at::Tensor& v,
+                                                    const at::Tensor& position) {
+  INTERNVL_CHECK(layer >= 0 && layer < layers(), InvalidArgument, "KVCache: layer ", layer, " out of range");
+  INTERNVL_CHECK(k.dim() == 4 && k.size(2) == 1 && k.sizes() == v.sizes(), InvalidArgument,
+                 "KVCache::write_at: k and v must be [batch, kv_heads, 1, head_dim]");
+  INTERNVL_CHECK(position.dim() == 1 && position.numel() == 1 && position.scalar_type() == at::kLong, InvalidArgument,
+                 "KVCache::write_at: position must be an int64 tensor of one element");
+  keys_[layer].index_copy_(2, position, k);
+  values_[layer].index_copy_(2, position, v);
+  return {keys_[layer], values_[layer]};
 }
 
 void KVCache::truncate(int64_t length) {
