@@ -1,14 +1,23 @@
 // Decoder prefill and decode throughput at real model shapes with random weights.
 //   decoder_bench --shape internlm2-1.8b|internlm2-7b --prompt N --new M --dtype fp32|bf16 [--threads T]
+//                 [--device cpu|cuda] [--kernels 0|1]
 // Prints one JSON line; bench/decoder_peer.py prints the same fields for transformers.
+// On CUDA, decode runs through generation::generate (greedy on the device, the pipelined loop, and
+// CUDA graphs when --kernels 1), timed as generate(new + 1) minus generate(1), like the peer; the
+// JSON also gives the bytes one decode step must read (weights + KV cache) for the roofline.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <string>
+#include <utility>
 
+#include "generation/generator.h"
 #include "io/config.h"
+#include "kernels/cuda_graph.h"
+#include "kernels/cuda_ops.h"
 #include "models/decoder.h"
 #include "nn/layers.h"
 
@@ -37,11 +46,55 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
+// Bytes one batch-1 decode step reads: every weight except the embedding table (one row), and the
+// KV cache at the mean context of the timed steps.
+std::pair<double, double> step_bytes(const internvl::models::CausalLMImpl& lm, int prompt, int fresh) {
+  const auto& c = lm.config();
+  double weights = 0;
+  for (const auto& p : lm.parameters()) weights += static_cast<double>(p.numel()) * p.element_size();
+  const double element = lm.embed_weight.element_size();
+  weights -= static_cast<double>(c.vocab_size - 1) * c.hidden_size * element;
+  if (c.tie_word_embeddings) weights += static_cast<double>(c.vocab_size) * c.hidden_size * element;
+  const double mean_context = prompt + fresh / 2.0;
+  const double kv = 2.0 * c.num_hidden_layers * c.num_key_value_heads * c.head_dim() * element * mean_context;
+  return {weights, kv};
+}
+
+int run_cuda(const std::string& shape, const std::string& dtype_name, int prompt, int fresh) {
+  const auto dtype = dtype_name == "bf16" ? at::kBFloat16 : at::kFloat;
+  const auto config = shape_config(shape);
+  internvl::models::CausalLM lm(config, internvl::nn::ParamInit{dtype, at::kCUDA});
+  internvl::nn::init_random(*lm, 0);
+  at::NoGradGuard no_grad;
+  const auto ids = at::randint(config.vocab_size, {1, prompt}, at::kLong);
+  const auto embeds = lm->embed(ids);
+  internvl::generation::GenerateOptions options;
+  auto timed = [&](int64_t new_tokens) {
+    options.max_new_tokens = new_tokens;
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto result = internvl::generation::generate(*lm, embeds, {}, options);  // returns host tokens: synchronised
+    return std::make_pair(seconds_since(t0), result.tokens.size());
+  };
+  timed(8);  // warm-up: cuBLAS handles, allocator, a graph capture
+  const double prefill_s = timed(1).first;
+  const auto [total_s, produced] = timed(fresh + 1);
+  const double decode_s = std::max(total_s - prefill_s, 1e-9);
+  const auto [weight_bytes, kv_bytes] = step_bytes(*lm, prompt, fresh);
+  std::printf("{\"impl\": \"internvl-cpp\", \"shape\": \"%s\", \"dtype\": \"%s\", \"device\": \"cuda\", "
+              "\"kernels\": %d, \"graphs\": %d, \"prompt\": %d, \"new\": %d, \"produced\": %zu, "
+              "\"prefill_s\": %.4f, \"prefill_tok_s\": %.1f, \"decode_s\": %.4f, \"decode_tok_s\": %.2f, "
+              "\"weight_bytes\": %.6g, \"kv_bytes\": %.6g}\n",
+              shape.c_str(), dtype_name.c_str(), internvl::kernels::cuda_kernels_enabled() ? 1 : 0,
+              internvl::kernels::cuda_graphs_enabled() ? 1 : 0, prompt, fresh, produced - 1, prefill_s,
+              prompt / prefill_s, decode_s, fresh / decode_s, weight_bytes, kv_bytes);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string shape = "internlm2-1.8b", dtype_name = "fp32";
-  int prompt = 256, fresh = 32, threads = 0;
+  std::string shape = "internlm2-1.8b", dtype_name = "fp32", device_name = "cpu";
+  int prompt = 256, fresh = 32, threads = 0, kernels_on = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string key = argv[i], value = argv[i + 1];
     if (key == "--shape") shape = value;
@@ -49,7 +102,11 @@ int main(int argc, char** argv) {
     else if (key == "--new") fresh = std::stoi(value);
     else if (key == "--dtype") dtype_name = value;
     else if (key == "--threads") threads = std::stoi(value);
+    else if (key == "--device") device_name = value;
+    else if (key == "--kernels") kernels_on = std::stoi(value);
   }
+  internvl::kernels::set_cuda_kernels_enabled(kernels_on != 0);
+  if (device_name == "cuda") return run_cuda(shape, dtype_name, prompt, fresh);
   if (threads > 0) at::set_num_threads(threads);
   const auto dtype = dtype_name == "bf16" ? at::kBFloat16 : at::kFloat;
   const auto config = shape_config(shape);

@@ -23,6 +23,7 @@ def main():
     p.add_argument("--new", type=int, default=32)
     p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"])
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     a = p.parse_args()
     if a.threads > 0:
         torch.set_num_threads(a.threads)
@@ -32,20 +33,25 @@ def main():
     config._attn_implementation = "sdpa"
     torch.manual_seed(0)
     torch.set_default_dtype(dtype)
-    model = LlamaForCausalLM(config).eval()
+    with torch.device(a.device):  # random weights drawn where they live
+        model = LlamaForCausalLM(config).eval()
     torch.set_default_dtype(torch.float32)
-    ids = torch.randint(config.vocab_size, (1, a.prompt))
+    ids = torch.randint(config.vocab_size, (1, a.prompt)).to(a.device)
+    sync = torch.cuda.synchronize if a.device == "cuda" else (lambda: None)
     with torch.inference_mode():
-        model.generate(ids[:, :8], max_new_tokens=1, do_sample=False)  # warm-up
+        model.generate(ids[:, :8], max_new_tokens=8, do_sample=False)  # warm-up
+        sync()
         t0 = time.perf_counter()
         model.generate(ids, max_new_tokens=1, min_new_tokens=1, do_sample=False)
+        sync()
         prefill = time.perf_counter() - t0
         t0 = time.perf_counter()
         model.generate(ids, max_new_tokens=a.new + 1, min_new_tokens=a.new + 1, do_sample=False)
+        sync()
         total = time.perf_counter() - t0
     decode = max(total - prefill, 1e-9)
     print(json.dumps({"impl": "transformers-" + __import__("transformers").__version__, "shape": a.shape,
-                      "dtype": a.dtype, "threads": torch.get_num_threads(), "prompt": a.prompt, "new": a.new,
+                      "dtype": a.dtype, "device": a.device, "threads": torch.get_num_threads(), "prompt": a.prompt, "new": a.new,
                       "prefill_s": round(prefill, 3), "prefill_tok_s": round(a.prompt / prefill, 1),
                       "decode_s": round(decode, 3), "decode_tok_s": round(a.new / decode, 2)}))
 

@@ -3,6 +3,9 @@
 // same fields, and bench/run_vit_bench.sh pairs them.
 //
 //   intern_vit_bench --shape 300m|6b --batch N --dtype fp32|bf16 [--iters K] [--warmup W] [--threads T]
+//                    [--device cpu|cuda] [--kernels 0|1]
+// On CUDA the weights are random on the device, the timing ends with a device synchronisation,
+// and --kernels 1 turns the library's CUDA kernels on (off by default).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
@@ -13,6 +16,7 @@
 #include <vector>
 
 #include "io/config.h"
+#include "kernels/cuda_ops.h"
 #include "models/intern_vit.h"
 #include "nn/layers.h"
 
@@ -53,8 +57,8 @@ double flops_per_image(const internvl::io::VisionConfig& c) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string shape = "300m", dtype_name = "fp32";
-  int batch = 1, iters = 3, warmup = 1, threads = 0;
+  std::string shape = "300m", dtype_name = "fp32", device_name = "cpu";
+  int batch = 1, iters = 3, warmup = 1, threads = 0, kernels_on = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string key = argv[i], value = argv[i + 1];
     if (key == "--shape") shape = value;
@@ -63,14 +67,18 @@ int main(int argc, char** argv) {
     else if (key == "--iters") iters = std::stoi(value);
     else if (key == "--warmup") warmup = std::stoi(value);
     else if (key == "--threads") threads = std::stoi(value);
+    else if (key == "--device") device_name = value;
+    else if (key == "--kernels") kernels_on = std::stoi(value);
   }
+  const at::Device device = device_name == "cuda" ? at::Device(at::kCUDA) : at::Device(at::kCPU);
+  internvl::kernels::set_cuda_kernels_enabled(kernels_on != 0);
   if (threads > 0) at::set_num_threads(threads);
   const auto dtype = dtype_name == "bf16" ? at::kBFloat16 : at::kFloat;
   const auto config = shape_config(shape);
-  internvl::models::InternVisionModel model(config, internvl::nn::ParamInit{dtype, at::kCPU});
+  internvl::models::InternVisionModel model(config, internvl::nn::ParamInit{dtype, device});
   internvl::nn::init_random(*model, 0);
   at::NoGradGuard no_grad;
-  const auto pixels = at::randn({batch, 3, config.image_size, config.image_size}).to(dtype);
+  const auto pixels = at::randn({batch, 3, config.image_size, config.image_size}).to(device, dtype);
   std::vector<double> seconds;
   for (int i = 0; i < warmup + iters; ++i) {
     const auto t0 = std::chrono::steady_clock::now();
@@ -83,8 +91,10 @@ int main(int argc, char** argv) {
   const double median = seconds[seconds.size() / 2];
   std::printf(
       "{\"impl\": \"internvl-cpp\", \"shape\": \"%s\", \"batch\": %d, \"dtype\": \"%s\", \"threads\": %d, "
-      "\"median_s\": %.4f, \"min_s\": %.4f, \"images_per_s\": %.3f, \"gflops\": %.1f}\n",
-      shape.c_str(), batch, dtype_name.c_str(), at::get_num_threads(), median, seconds.front(), batch / median,
-      flops_per_image(config) * batch / median / 1e9);
+      "\"device\": \"%s\", \"kernels\": %d, \"median_s\": %.4f, \"min_s\": %.4f, \"images_per_s\": %.3f, "
+      "\"gflops\": %.1f, \"flops_per_image\": %.4g}\n",
+      shape.c_str(), batch, dtype_name.c_str(), at::get_num_threads(), device_name.c_str(),
+      internvl::kernels::cuda_kernels_enabled() ? 1 : 0, median, seconds.front(), batch / median,
+      flops_per_image(config) * batch / median / 1e9, flops_per_image(config));
   return 0;
 }

@@ -24,6 +24,7 @@ def main():
     p.add_argument("--iters", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     a = p.parse_args()
     if a.threads > 0:
         torch.set_num_threads(a.threads)
@@ -34,9 +35,10 @@ def main():
     config._attn_implementation = "sdpa"
     torch.manual_seed(0)
     torch.set_default_dtype(dtype)  # build in the target dtype: a 6B model in fp32 would not fit
-    model = InternVLVisionModel(config).eval()
+    with torch.device(a.device):  # random weights drawn where they live
+        model = InternVLVisionModel(config).eval()
     torch.set_default_dtype(torch.float32)
-    pixels = torch.randn(a.batch, 3, size, size).to(dtype)
+    pixels = torch.randn(a.batch, 3, size, size).to(a.device, dtype)
     times = []
     with torch.inference_mode():
         for i in range(a.warmup + a.iters):
@@ -48,7 +50,7 @@ def main():
     times.sort()
     med = times[len(times) // 2]
     print(json.dumps({"impl": "transformers-" + __import__("transformers").__version__, "shape": a.shape,
-                      "batch": a.batch, "dtype": a.dtype, "threads": torch.get_num_threads(),
+                      "batch": a.batch, "dtype": a.dtype, "device": a.device, "threads": torch.get_num_threads(),
                       "median_s": round(med, 4), "min_s": round(times[0], 4),
                       "images_per_s": round(a.batch / med, 3)}))
 

@@ -1,5 +1,5 @@
-// GPU attention timing: our kernels vs torch's scaled_dot_product_attention (whichever backend it
-// picks) on the same inputs, plus split-KV decode. Prints one table; CUDA only.
+// GPU attention timing: our kernels vs ATen's scaled_dot_product_attention (the backend it picks)
+// on the same inputs, plus split-KV decode. One JSON line per case; CUDA only.
 //   attention_bench [--iters N]
 #include <ATen/ATen.h>
 #include <ATen/cuda/CUDAContext.h>
@@ -50,7 +50,8 @@ int main(int argc, char** argv) {
   internvl::kernels::set_cuda_kernels_enabled(true);
   at::manual_seed(0);
   const auto options = at::TensorOptions().device(at::kCUDA).dtype(at::kBFloat16);
-  std::printf("%-34s %10s %10s %10s %8s %9s\n", "case (bf16)", "ours ms", "sdpa ms", "ours TF/s", "ratio", "rel err");
+  // One JSON line per case; bench/gpu/sdpa_peer.py times torch's SDPA backends on the same cases
+  // and bench/gpu/report.py joins them by "case".
   struct Prefill { int64_t batch, heads, tokens, d; bool causal; };
   for (const auto& c : {Prefill{32, 25, 257, 128, false}, Prefill{8, 25, 1025, 128, false}, Prefill{32, 16, 257, 64, false},
                         Prefill{8, 16, 1025, 64, false}, Prefill{4, 32, 2048, 128, true}}) {
@@ -64,11 +65,11 @@ int main(int argc, char** argv) {
     const double ours_ms = median_ms([&] { internvl::kernels::attention(q, k, v, c.causal, scale); }, iters);
     const double sdpa_ms = median_ms([&] { at::scaled_dot_product_attention(q, k, v, {}, 0.0, c.causal, scale); }, iters);
     const double flops = 4.0 * c.batch * c.heads * c.tokens * c.tokens * c.d * (c.causal ? 0.5 : 1.0);
-    char label[64];
-    std::snprintf(label, sizeof(label), "prefill B%lld H%lld L%lld d%lld%s", (long long)c.batch, (long long)c.heads,
-                  (long long)c.tokens, (long long)c.d, c.causal ? " causal" : "");
-    std::printf("%-34s %10.3f %10.3f %10.1f %7.2fx %9.2e\n", label, ours_ms, sdpa_ms, flops / ours_ms / 1e9,
-                sdpa_ms / ours_ms, err);
+    std::printf("{\"case\": \"prefill B%lld H%lld L%lld d%lld%s\", \"kind\": \"prefill\", \"ours_ms\": %.5f, "
+                "\"aten_sdpa_ms\": %.5f, \"flops\": %.6g, \"rel_err\": %.3g}\n",
+                (long long)c.batch, (long long)c.heads, (long long)c.tokens, (long long)c.d, c.causal ? " causal" : "",
+                ours_ms, sdpa_ms, flops, err);
+    std::fflush(stdout);
   }
   struct Decode { int64_t batch, heads, kv_heads, context, d; };
   for (const auto& c : {Decode{1, 32, 8, 4096, 128}, Decode{1, 32, 8, 16384, 128}, Decode{16, 32, 8, 4096, 128},
@@ -82,14 +83,14 @@ int main(int argc, char** argv) {
     const auto ref = at::scaled_dot_product_attention(q, ke, ve, {}, 0.0, false, scale);
     const double err = ((ours.to(at::kFloat) - ref.to(at::kFloat)).norm() / ref.to(at::kFloat).norm()).item<double>();
     const double ours_ms = median_ms([&] { internvl::kernels::attention(q, k, v, false, scale); }, iters);
-    // The peer gets GQA as torch users write it (enable_gqa), else expanded keys.
+    // The peer gets GQA as torch users write it (enable_gqa).
     const double sdpa_ms = median_ms([&] { at::scaled_dot_product_attention(q, k, v, {}, 0.0, false, scale, true); }, iters);
     const double bytes = 2.0 * c.batch * c.kv_heads * c.context * c.d * 2;
-    char label[64];
-    std::snprintf(label, sizeof(label), "decode B%lld H%lld/%lld KV%lld d%lld", (long long)c.batch, (long long)c.heads,
-                  (long long)c.kv_heads, (long long)c.context, (long long)c.d);
-    std::printf("%-34s %10.3f %10.3f %8.0fGB/s %7.2fx %9.2e\n", label, ours_ms, sdpa_ms, bytes / ours_ms / 1e6,
-                sdpa_ms / ours_ms, err);
+    std::printf("{\"case\": \"decode B%lld H%lld/%lld KV%lld d%lld\", \"kind\": \"decode\", \"ours_ms\": %.5f, "
+                "\"aten_sdpa_ms\": %.5f, \"bytes\": %.6g, \"rel_err\": %.3g}\n",
+                (long long)c.batch, (long long)c.heads, (long long)c.kv_heads, (long long)c.context, (long long)c.d,
+                ours_ms, sdpa_ms, bytes, err);
+    std::fflush(stdout);
   }
   return 0;
 }
