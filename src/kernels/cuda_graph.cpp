@@ -30,7 +30,17 @@ struct CudaGraph::State {
 };
 
 CudaGraph::CudaGraph() : state_(std::make_unique<State>()) {}
-CudaGraph::~CudaGraph() = default;
+
+CudaGraph::~CudaGraph() {
+  // A replay may still be running (the decode loop queues a step it then discards): let it finish
+  // before the graph and its memory pool go.
+  if (state_->captured) {
+    try {
+      at::cuda::getCurrentCUDAStream().synchronize();
+    } catch (...) {
+    }
+  }
+}
 
 bool CudaGraph::captured() const { return state_->captured; }
 
