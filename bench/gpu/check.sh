@@ -26,7 +26,7 @@ W=$(mktemp -d /tmp/internvl-check.XXXXXX)  # per-step JSON; gathered into $OUT/r
 LOG="$OUT_DIR/check.log"
 : >"$LOG"
 : >"$W/steps.txt"
-PY=/opt/torch/.venv/bin/python
+PY="${CHECK_PYTHON:-/opt/torch/.venv/bin/python}"
 [ -x "$PY" ] || PY=python3
 SP=$("$PY" -c 'import site; print(site.getsitepackages()[0])')
 export LD_LIBRARY_PATH="$SP/torch/lib:$SP/nvidia/cu13/lib:$SP/nvidia/cudnn/lib:${LD_LIBRARY_PATH:-}"
