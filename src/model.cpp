@@ -4,6 +4,7 @@
 #include <ATen/Parallel.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <numeric>
@@ -14,6 +15,7 @@
 #include "generation/generator.h"
 #include "tokenizer/chat_template.h"
 #include "internvl/torch.h"
+#include "io/memory_check.h"
 #include "io/safetensors.h"
 #include "io/state_dict.h"
 #include "model_impl.h"
@@ -39,11 +41,17 @@ c10::Device to_device(Device device, int index) {
   return c10::kCPU;
 }
 
-preprocess::RgbImage Model::Impl::decode(const Image& image) {
+preprocess::RgbImage Model::Impl::decode(const Image& image) const {
+  const int64_t max_pixels = options.max_image_pixels;
   switch (image.kind()) {
-    case Image::Kind::kBytes: return preprocess::decode_bytes(image.data().data(), image.data().size(), image.name());
-    case Image::Kind::kRgb: return preprocess::from_rgb(image.data().data(), image.width(), image.height());
-    default: return preprocess::decode_file(image.name());
+    case Image::Kind::kBytes:
+      return preprocess::decode_bytes(image.data().data(), image.data().size(), image.name(), max_pixels);
+    case Image::Kind::kRgb:
+      INTERNVL_CHECK(max_pixels <= 0 || int64_t{image.width()} * image.height() <= max_pixels, ImageError,
+                     image.name(), ": image too large (at most ", max_pixels,
+                     " pixels allowed, see LoadOptions.max_image_pixels)");
+      return preprocess::from_rgb(image.data().data(), image.width(), image.height());
+    default: return preprocess::decode_file(image.name(), max_pixels);
   }
 }
 
@@ -411,6 +419,13 @@ Model Model::load(const std::string& directory, const LoadOptions& options) {
   info.vision_norm = vision_config.norm_type;
 
   const io::Checkpoint checkpoint(directory);
+  if (options.check_memory && options.device == Device::kCPU) {
+    // Parameters are allocated before they are filled: check first, fail with a clear error.
+    if (const auto available = io::available_cpu_memory()) {
+      io::check_memory(directory, io::estimate_load_memory(checkpoint, impl->dtype), *available,
+                       std::getenv("INTERNVL_MEMORY_LIMIT_BYTES") ? "INTERNVL_MEMORY_LIMIT_BYTES" : "MemAvailable");
+    }
+  }
   nn::ParamInit init{impl->dtype, impl->device};
   io::LoadOptions load;
   load.dtype = impl->dtype;

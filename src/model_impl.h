@@ -30,8 +30,8 @@ struct Model::Impl {
   c10::ScalarType dtype = c10::kFloat;
   c10::Device device = c10::kCPU;
 
-  // Decoded RGB of a public Image.
-  static preprocess::RgbImage decode(const Image& image);
+  // Decoded RGB of a public Image (refused above options.max_image_pixels).
+  preprocess::RgbImage decode(const Image& image) const;
   // Model-specific preprocessing: [tiles, 3, S, S] float32 on CPU.
   at::Tensor preprocess(const Image& image, int max_tiles = 0) const;
 

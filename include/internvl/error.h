@@ -42,4 +42,11 @@ class UnsupportedError : public Error {
   using Error::Error;
 };
 
+/// The machine lacks a resource the request needs (e.g. memory for the weights), checked before
+/// the work starts rather than failing (or being killed) part-way.
+class ResourceError : public Error {
+ public:
+  using Error::Error;
+};
+
 }  ///< namespace internvl

@@ -23,6 +23,14 @@ struct LoadOptions {
   DType dtype = DType::kFloat32; ///< compute dtype; checkpoints are converted once on load
   bool force_aten = false;       ///< use the plain ATen paths even where a CUDA kernel exists (A/B checks)
   int num_threads = 0;           ///< CPU intra-op threads; 0 keeps LibTorch's default
+  /// Decompression-bomb guard: images with more pixels are refused with ImageError, from the
+  /// header where the format allows (before decoding). Default: Pillow's DecompressionBombError
+  /// threshold, 2 x 89,478,485. <= 0 lifts it (a hard 2^30 cap remains).
+  int64_t max_image_pixels = int64_t{2} * 89478485;
+  /// Refuse to load (ResourceError) when the weights, converted to `dtype`, need more memory than
+  /// is available (MemAvailable; CPU only so far), instead of being killed part-way. The
+  /// environment variable INTERNVL_MEMORY_LIMIT_BYTES, when set, replaces the measured figure.
+  bool check_memory = true;
 };
 
 /// Options of Model::embed_image / embed_text / retrieve / classify.

@@ -21,8 +21,7 @@ void check_request(const models::CausalLMImpl& lm, const at::Tensor& inputs_embe
                  "generate: inputs_embeds must be [1, tokens, hidden] with at least one token");
   const int64_t prompt_length = inputs_embeds.size(1);
   // Scaled RoPE stretches the trained context by its factor.
-  const auto& scaling = lm.config().rope_scaling;
-  const auto context = static_cast<int64_t>(lm.config().max_position_embeddings * (scaling ? scaling->factor : 1.0));
+  const int64_t context = lm.context_length();
   INTERNVL_CHECK(prompt_length + options.max_new_tokens <= context, InvalidArgument,
                  "the prompt (", prompt_length, " tokens) plus max_new_tokens (", options.max_new_tokens,
                  ") exceeds the model's context of ", context, " tokens");

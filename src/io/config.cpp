@@ -3,6 +3,8 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
+#include <type_traits>
 #include <nlohmann/json.hpp>
 
 #include "common/check.h"
@@ -18,10 +20,25 @@ template <typename T>
 void read_or(const json& j, const char* key, T& out, const std::string& where) {
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return;
+  if constexpr (std::is_same_v<T, int>) {
+    // get<int>() would truncate 3.5 and wrap (or, from a float, be undefined for) out-of-range values.
+    const bool integral = it->is_number_integer() ||
+                          (it->is_number_float() && std::trunc(it->get<double>()) == it->get<double>());
+    INTERNVL_CHECK(it->is_number() && integral, ConfigError, where, ": field '", key, "' must be an integer, got ",
+                   it->dump());
+    const double value = it->is_number_unsigned() ? static_cast<double>(it->get<uint64_t>()) : it->get<double>();
+    INTERNVL_CHECK(value >= std::numeric_limits<int>::min() && value <= std::numeric_limits<int>::max(), ConfigError,
+                   where, ": field '", key, "' = ", it->dump(), " is out of range");
+    out = static_cast<int>(value);
+    return;
+  }
   try {
     out = it->get<T>();
   } catch (const json::exception& e) {
     INTERNVL_THROW(ConfigError, where, ": field '", key, "' has the wrong type (", e.what(), ")");
+  }
+  if constexpr (std::is_floating_point_v<T>) {
+    INTERNVL_CHECK(std::isfinite(out), ConfigError, where, ": field '", key, "' must be finite");
   }
 }
 
@@ -45,6 +62,8 @@ std::string first_architecture(const json& j) {
   if (it == j.end() || !it->is_array() || it->empty() || !(*it)[0].is_string()) return "";
   return (*it)[0].get<std::string>();
 }
+
+constexpr int kMaxImageSize = 16384;
 
 }  // namespace
 
@@ -99,6 +118,9 @@ VisionConfig parse_vision_config(const json& j, const std::string& source) {
   }
   require_divides(c.num_attention_heads, c.hidden_size, "hidden_size / num_attention_heads", where);
   require_divides(c.patch_size, c.image_size, "image_size / patch_size", where);
+  // Far beyond any InternViT (224/448); keeps patch-grid arithmetic well inside int.
+  INTERNVL_CHECK(c.image_size <= kMaxImageSize, ConfigError, where, ": field 'image_size' = ", c.image_size,
+                 " exceeds ", kMaxImageSize);
   INTERNVL_CHECK(c.norm_type == "rms_norm" || c.norm_type == "layer_norm", ConfigError, where,
                  ": field 'norm_type' must be 'rms_norm' or 'layer_norm', got '", c.norm_type, "'");
   INTERNVL_CHECK(c.hidden_act == "gelu", ConfigError, where, ": field 'hidden_act' = '", c.hidden_act,
@@ -145,7 +167,11 @@ LlmConfig parse_llm_config(const json& j, const std::string& source) {
   read_or(j, "tie_word_embeddings", c.tie_word_embeddings, where);
   read_or(j, "bos_token_id", c.bos_token_id, where);
   read_or(j, "eos_token_id", c.eos_token_id, where);
-  if (j.contains("pad_token_id") && !j["pad_token_id"].is_null()) c.pad_token_id = j["pad_token_id"].get<int>();
+  if (auto it = j.find("pad_token_id"); it != j.end() && !it->is_null()) {
+    int pad = 0;
+    read_or(j, "pad_token_id", pad, where);
+    c.pad_token_id = pad;
+  }
   read_or(j, "num_query_token", c.num_query_token, where);
   read_or(j, "cross_attention_frequency", c.cross_attention_frequency, where);
   if (auto it = j.find("rope_scaling"); it != j.end() && !it->is_null()) {
@@ -201,7 +227,7 @@ InternVLConfig parse_internvl_config(const json& j, const std::string& source) {
 }
 
 int InternVLChatConfig::num_image_token() const {
-  const int grid = image_size() / vision.patch_size;
+  const double grid = static_cast<double>(image_size() / vision.patch_size);  // double: no int overflow
   return static_cast<int>(std::lround(grid * grid * downsample_ratio * downsample_ratio));
 }
 
@@ -221,7 +247,7 @@ InternVLChatConfig parse_internvl_chat_config(const json& j, const std::string& 
   read_or(j, "force_image_size", c.force_image_size, source);
   INTERNVL_CHECK(c.ps_version == "v1" || c.ps_version == "v2", ConfigError, source,
                  ": field 'ps_version' must be 'v1' or 'v2', got '", c.ps_version, "'");
-  INTERNVL_CHECK(c.select_layer < 0 ? -c.select_layer <= c.vision.num_hidden_layers
+  INTERNVL_CHECK(c.select_layer < 0 ? c.select_layer >= -c.vision.num_hidden_layers
                                     : c.select_layer <= c.vision.num_hidden_layers,
                  ConfigError, source, ": field 'select_layer' = ", c.select_layer, " is outside the ",
                  c.vision.num_hidden_layers, " vision layers");
@@ -229,11 +255,14 @@ InternVLChatConfig parse_internvl_chat_config(const json& j, const std::string& 
                  ": fields 'min_dynamic_patch'/'max_dynamic_patch' must satisfy 1 <= min <= max");
   const double inverse = 1.0 / c.downsample_ratio;
   const int grid = c.image_size() / c.vision.patch_size;
-  INTERNVL_CHECK(c.downsample_ratio > 0 && std::abs(inverse - std::round(inverse)) < 1e-9 &&
+  // inverse <= grid first: the int conversion below must not overflow.
+  INTERNVL_CHECK(c.downsample_ratio > 0 && inverse >= 1 && inverse <= grid && std::abs(inverse - std::round(inverse)) < 1e-9 &&
                      grid % static_cast<int>(std::round(inverse)) == 0,
                  ConfigError, source, ": field 'downsample_ratio' = ", c.downsample_ratio,
                  " must be 1/k with k dividing the patch grid (", grid, ")");
   require_divides(c.vision.patch_size, c.image_size(), "force_image_size / patch_size", source);
+  INTERNVL_CHECK(c.image_size() <= kMaxImageSize, ConfigError, source, ": field 'force_image_size' = ",
+                 c.force_image_size, " exceeds ", kMaxImageSize);
   return c;
 }
 

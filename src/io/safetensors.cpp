@@ -141,11 +141,22 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
     fail("cannot read the ", header_len, "-byte header");
   }
   nlohmann::json header;
+  // nlohmann keeps the last of two equal keys silently; a repeated tensor name is corrupt.
+  std::string duplicate;
+  std::set<std::string> top_keys;
+  const auto find_duplicates = [&](int depth, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
+    if (event == nlohmann::json::parse_event_t::key && depth == 1 && duplicate.empty() &&
+        !top_keys.insert(parsed.get<std::string>()).second) {
+      duplicate = parsed.get<std::string>();
+    }
+    return true;
+  };
   try {
-    header = nlohmann::json::parse(header_text);
+    header = nlohmann::json::parse(header_text, find_duplicates);
   } catch (const nlohmann::json::exception& e) {
     fail("invalid JSON header: ", e.what());
   }
+  if (!duplicate.empty()) fail("tensor name '", duplicate, "' appears twice in the header");
   if (!header.is_object()) fail("the JSON header is not an object");
 
   struct Range {
@@ -212,19 +223,31 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
     ranges.push_back({begin, end, &pos->first});
   }
 
-  // The format's writer lays tensors out contiguously from offset 0; we only require that the
-  // byte ranges do not overlap (and, above, that they are in bounds), which is what safety needs.
-  // Empty ranges touch no bytes and are exempt.
+  // Like the reference implementation (safetensors' `validate`), the non-empty byte ranges must
+  // tile the data section exactly: no overlap (two tensors sharing bytes), no gap and no trailing
+  // bytes (a writer that lost track of its offsets). Empty tensors touch no bytes and are exempt.
   std::sort(ranges.begin(), ranges.end(),
             [](const Range& a, const Range& b) { return a.begin != b.begin ? a.begin < b.begin : a.end < b.end; });
   const Range* prev = nullptr;
+  uint64_t expected = 0;
   for (const auto& r : ranges) {
     if (r.begin == r.end) continue;
-    if (prev != nullptr && r.begin < prev->end) {
+    if (r.begin < expected) {
       fail("tensors '", *prev->name, "' [", prev->begin, ", ", prev->end, ") and '", *r.name, "' [", r.begin, ", ",
            r.end, ") overlap");
     }
+    if (r.begin > expected) {
+      if (prev == nullptr) fail("tensor '", *r.name, "' starts at ", r.begin, ": the data section's first ", r.begin,
+                                " bytes belong to no tensor (gap)");
+      fail("gap of ", r.begin - expected, " bytes between tensors '", *prev->name, "' (ends at ", prev->end, ") and '",
+           *r.name, "' (starts at ", r.begin, ")");
+    }
+    expected = r.end;
     prev = &r;
+  }
+  if (expected != data_size) {
+    fail(data_size - expected, " trailing bytes after the last tensor (the data section is ", data_size,
+         " bytes, the tensors cover ", expected, ")");
   }
 
   // Map the whole file read-only. Every range was checked against the size fstat reported.
@@ -322,8 +345,13 @@ Checkpoint::Checkpoint(const std::string& path) : path_(path) {
       INTERNVL_CHECK(it.value().is_string(), CheckpointError, "shard index ", index_str, ": weight_map entry '",
                      it.key(), "' is not a file name");
       const auto shard = it.value().get<std::string>();
-      INTERNVL_CHECK(!shard.empty() && shard.front() != '/', CheckpointError, "shard index ", index_str,
-                     ": weight_map entry '", it.key(), "' names an invalid shard \"", shard, "\"");
+      // Shards live in the checkpoint directory: no absolute paths, no "..", no NUL (which would
+      // silently cut the name short), so an index cannot make us open files elsewhere.
+      const bool escapes = shard == ".." || shard.rfind("../", 0) == 0 || shard.find("/../") != std::string::npos ||
+                           (shard.size() >= 3 && shard.compare(shard.size() - 3, 3, "/..") == 0);
+      INTERNVL_CHECK(!shard.empty() && shard.front() != '/' && !escapes && shard.find('\0') == std::string::npos,
+                     CheckpointError, "shard index ", index_str, ": weight_map entry '", it.key(),
+                     "' names an invalid shard \"", shard, "\" (must be a file inside the checkpoint directory)");
       shards.emplace(shard, nullptr);
     }
     for (auto& [shard, file_ptr] : shards) {

@@ -144,9 +144,17 @@ at::Tensor CausalLMImpl::embed(const at::Tensor& input_ids) const {
   return at::embedding(embed_weight, input_ids.to(embed_weight.device()));
 }
 
+int64_t CausalLMImpl::context_length() const {
+  const auto& scaling = config_.rope_scaling;
+  return static_cast<int64_t>(config_.max_position_embeddings * (scaling ? scaling->factor : 1.0));
+}
+
 nn::KVCache CausalLMImpl::make_cache(int64_t batch, int64_t capacity, bool zero_fill) const {
+  const int64_t context = context_length();
+  INTERNVL_CHECK(capacity > 0 && capacity <= context, InvalidArgument, "KV cache capacity ", capacity,
+                 " must be in 1..", context, " (the model's context)");
   return nn::KVCache(config_.num_hidden_layers, batch, config_.num_key_value_heads, config_.head_dim(), capacity,
-                     embed_weight.options(), zero_fill);
+                     embed_weight.options(), zero_fill, context);
 }
 
 at::Tensor CausalLMImpl::embed_unchecked(const at::Tensor& input_ids) const {

@@ -71,7 +71,11 @@ class CausalLMImpl : public torch::nn::Module {
   // Output head: [..., D] -> [..., V] (computed in the model dtype; cast by the caller).
   at::Tensor logits(const at::Tensor& hidden) const;
   // A cache sized for `capacity` tokens in the model's dtype and device.
+  // Never more than context_length(): the cache refuses to grow past the context, so memory stays
+  // bounded by it.
   nn::KVCache make_cache(int64_t batch, int64_t capacity, bool zero_fill = false) const;
+  // Positions the model can attend over: max_position_embeddings, stretched by RoPE scaling.
+  int64_t context_length() const;
 
   void set_force_aten(bool force);
   const io::LlmConfig& config() const { return config_; }

@@ -7,8 +7,10 @@
 namespace internvl::nn {
 
 KVCache::KVCache(int64_t layers, int64_t batch, int64_t kv_heads, int64_t head_dim, int64_t capacity,
-                 const at::TensorOptions& options, bool zero_fill)
-    : capacity_(std::max<int64_t>(capacity, 1)) {
+                 const at::TensorOptions& options, bool zero_fill, int64_t max_length)
+    : capacity_(std::max<int64_t>(capacity, 1)), max_length_(max_length) {
+  INTERNVL_CHECK(max_length_ >= 0 && (max_length_ == 0 || capacity_ <= max_length_), InvalidArgument,
+                 "KVCache: capacity ", capacity_, " exceeds max_length ", max_length_);
   for (int64_t i = 0; i < layers; ++i) {
     for (auto* buffers : {&keys_, &values_}) {
       buffers->push_back(zero_fill ? at::zeros({batch, kv_heads, capacity_, head_dim}, options)
@@ -20,6 +22,7 @@ KVCache::KVCache(int64_t layers, int64_t batch, int64_t kv_heads, int64_t head_d
 void KVCache::grow(int64_t needed) {
   int64_t capacity = capacity_;
   while (capacity < needed) capacity *= 2;
+  if (max_length_ > 0) capacity = std::min(capacity, max_length_);
   for (auto* buffers : {&keys_, &values_}) {
     for (auto& t : *buffers) {
       auto bigger = at::empty({t.size(0), t.size(1), capacity, t.size(3)}, t.options());
@@ -33,6 +36,8 @@ void KVCache::grow(int64_t needed) {
 std::pair<at::Tensor, at::Tensor> KVCache::append(int64_t layer, const at::Tensor& k, const at::Tensor& v) {
   INTERNVL_CHECK(layer >= 0 && layer < layers(), InvalidArgument, "KVCache: layer ", layer, " out of range");
   const int64_t end = length_ + k.size(2);
+  INTERNVL_CHECK(max_length_ == 0 || end <= max_length_, InvalidArgument, "KVCache: ", end,
+                 " tokens exceed the cache's bound of ", max_length_, " (the model's context)");
   if (end > capacity_) grow(end);
   keys_[layer].slice(2, length_, end).copy_(k);
   values_[layer].slice(2, length_, end).copy_(v);

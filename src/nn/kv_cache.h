@@ -1,5 +1,5 @@
 // Per-layer key/value cache for incremental decoding: [batch, kv_heads, capacity, head_dim] buffers
-// written in place; grows by doubling when a step would overflow.
+// written in place; grows by doubling when a step would overflow, up to max_length.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -12,13 +12,15 @@ class KVCache {
  public:
   KVCache() = default;
   // zero_fill: start the buffers at zero (static decoding attends over whole buffers, masked, and
-  // 0 * garbage could be NaN).
+  // 0 * garbage could be NaN). max_length > 0 bounds the cache (growth stops there and appending
+  // past it throws InvalidArgument); 0: unbounded.
   KVCache(int64_t layers, int64_t batch, int64_t kv_heads, int64_t head_dim, int64_t capacity,
-          const at::TensorOptions& options, bool zero_fill = false);
+          const at::TensorOptions& options, bool zero_fill = false, int64_t max_length = 0);
 
   bool empty() const { return keys_.empty(); }
   int64_t length() const { return length_; }    // tokens already cached
   int64_t capacity() const { return capacity_; }
+  int64_t max_length() const { return max_length_; }
   int64_t layers() const { return static_cast<int64_t>(keys_.size()); }
   int64_t batch() const { return keys_.empty() ? 0 : keys_.front().size(0); }
 
@@ -41,6 +43,7 @@ class KVCache {
   std::vector<at::Tensor> keys_, values_;
   int64_t length_ = 0;
   int64_t capacity_ = 0;
+  int64_t max_length_ = 0;
 };
 
 }  // namespace internvl::nn

@@ -18,6 +18,7 @@
 #include <gif_lib.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -30,16 +31,21 @@
 namespace internvl::preprocess {
 namespace {
 
-// Refuse images with more pixels than this (a 16384 x 16384 image); the transforms never need
-// more and a hostile header must not make us allocate gigabytes.
-constexpr int64_t kMaxPixels = int64_t{1} << 28;
 // OpenCV takes the encoded bytes as a cv::Mat with an int length.
 constexpr uintmax_t kMaxEncodedBytes = static_cast<uintmax_t>(std::numeric_limits<int>::max());
+// Buffers handed to us as pixels (from_rgb / from_mat) are already allocated; this only keeps
+// width * height * 3 inside size_t and int arithmetic (a 16384 x 16384 image).
+constexpr int64_t kMaxBufferPixels = int64_t{1} << 28;
 
-void check_pixel_count(int64_t width, int64_t height, const std::string& name) {
+void check_pixel_count(int64_t width, int64_t height, const std::string& name, int64_t max_pixels) {
   INTERNVL_CHECK(width > 0 && height > 0, ImageError, name, ": image has no pixels (", width, "x", height, ")");
-  INTERNVL_CHECK(width * height <= kMaxPixels, ImageError, name, ": image too large (", width, "x", height,
-                 " pixels, at most ", kMaxPixels, " allowed)");
+  // Width and height each fit in 32 bits here (they come from 16/32-bit header fields or ints).
+  INTERNVL_CHECK(width <= std::numeric_limits<int>::max() && height <= std::numeric_limits<int>::max(), ImageError,
+                 name, ": image too large (", width, "x", height, " pixels)");
+  const int64_t limit = max_pixels > 0 ? std::min(max_pixels, kMaxBufferPixels * 4) : kMaxBufferPixels * 4;
+  INTERNVL_CHECK(width * height <= limit, ImageError, name, ": image too large (", width, "x", height, " = ",
+                 width * height, " pixels, at most ", limit,
+                 " allowed; a possible decompression bomb, see LoadOptions.max_image_pixels)");
 }
 
 RgbImage allocate(int width, int height) {
@@ -135,7 +141,7 @@ std::string gif_error(int code) {
 //  * the local colour table if present, else the global one; indices beyond the table map to
 //    Pillow's default palette entry (i, i, i); no table at all gives mode L (grey = index);
 //  * interlaced frames are de-interlaced (giflib's DGifGetLine returns rows in stream order).
-RgbImage decode_gif(const uint8_t* data, std::size_t size, const std::string& name) {
+RgbImage decode_gif(const uint8_t* data, std::size_t size, const std::string& name, int64_t max_pixels) {
   MemoryReader reader{data, size, 0};
   int error = 0;
   GifCloser closer;
@@ -169,10 +175,10 @@ RgbImage decode_gif(const uint8_t* data, std::size_t size, const std::string& na
                    gif_error(gif->Error), ")");
     const GifImageDesc& desc = gif->Image;
     const int64_t x0 = desc.Left, y0 = desc.Top, fw = desc.Width, fh = desc.Height;
-    check_pixel_count(fw, fh, name);
+    check_pixel_count(fw, fh, name, max_pixels);
     const int64_t canvas_w = std::max<int64_t>(gif->SWidth, x0 + fw);
     const int64_t canvas_h = std::max<int64_t>(gif->SHeight, y0 + fh);
-    check_pixel_count(canvas_w, canvas_h, name);
+    check_pixel_count(canvas_w, canvas_h, name, max_pixels);
 
     std::vector<uint8_t> indices(static_cast<std::size_t>(canvas_w * canvas_h),
                                  static_cast<uint8_t>(transparency >= 0 ? transparency : 0));
@@ -257,13 +263,16 @@ bool jpeg_is_complete(const uint8_t* data, std::size_t size) {
   return false;
 }
 
-RgbImage decode_with_opencv(const uint8_t* data, std::size_t size, const std::string& name) {
+RgbImage decode_with_opencv(const uint8_t* data, std::size_t size, const std::string& name, int64_t max_pixels) {
   INTERNVL_CHECK(size <= kMaxEncodedBytes, ImageError, name,
                  ": encoded image too large (", size, " bytes)");
   const bool is_jpeg = size >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF;
   if (is_jpeg) {
     INTERNVL_CHECK(jpeg_is_complete(data, size), ImageError, name, ": truncated or corrupt JPEG data");
   }
+  // Refuse a decompression bomb from its header, before the decoder allocates anything.
+  const auto [declared_w, declared_h] = peek_dimensions(data, size);
+  if (declared_w > 0 || declared_h > 0) check_pixel_count(declared_w, declared_h, name, max_pixels);
   const cv::Mat encoded(1, static_cast<int>(size), CV_8U, const_cast<uint8_t*>(data));
   // IMREAD_UNCHANGED keeps 16-bit samples and never applies EXIF orientation.
   const int flags = is_jpeg ? (cv::IMREAD_COLOR | cv::IMREAD_IGNORE_ORIENTATION) : cv::IMREAD_UNCHANGED;
@@ -274,23 +283,130 @@ RgbImage decode_with_opencv(const uint8_t* data, std::size_t size, const std::st
     INTERNVL_THROW(ImageError, name, ": cannot decode image (", e.what(), ")");
   }
   INTERNVL_CHECK(!mat.empty(), ImageError, name, ": not a decodable image (unknown format, corrupt or truncated)");
-  check_pixel_count(mat.cols, mat.rows, name);
+  check_pixel_count(mat.cols, mat.rows, name, max_pixels);
   RgbImage out;
   INTERNVL_CHECK(mat_to_rgb(mat, out), ImageError, name, ": unsupported pixel format (OpenCV type ",
                  cv::typeToString(mat.type()), ")");
   return out;
 }
 
-}  // namespace
+uint32_t be16(const uint8_t* p) { return (uint32_t{p[0]} << 8) | p[1]; }
+uint32_t be32(const uint8_t* p) { return (be16(p) << 16) | be16(p + 2); }
+uint32_t le16(const uint8_t* p) { return (uint32_t{p[1]} << 8) | p[0]; }
+uint32_t le32(const uint8_t* p) { return (le16(p + 2) << 16) | le16(p); }
 
-RgbImage decode_bytes(const uint8_t* data, std::size_t size, const std::string& name) {
-  INTERNVL_CHECK(data != nullptr || size == 0, InvalidArgument, name, ": null image data");
-  INTERNVL_CHECK(size > 0, ImageError, name, ": empty image data");
-  if (size >= 4 && std::memcmp(data, "GIF8", 4) == 0) return decode_gif(data, size, name);
-  return decode_with_opencv(data, size, name);
+// JPEG: the first SOFn frame header (not DHT C4, JPG C8, DAC CC) holds height then width.
+std::pair<int64_t, int64_t> jpeg_dimensions(const uint8_t* data, std::size_t size) {
+  std::size_t pos = 2;
+  while (pos + 3 < size) {
+    if (data[pos] != 0xFF) {
+      ++pos;
+      continue;
+    }
+    const uint8_t marker = data[pos + 1];
+    if (marker == 0xFF || marker == 0x01 || (marker >= 0xD0 && marker <= 0xD8)) {
+      pos += marker == 0xFF ? 1 : 2;
+      continue;
+    }
+    const std::size_t length = be16(data + pos + 2);
+    if (marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC) {
+      if (pos + 9 > size) return {0, 0};
+      return {be16(data + pos + 7), be16(data + pos + 5)};
+    }
+    if (marker == 0xDA || marker == 0xD9 || length < 2) return {0, 0};  // scan before any frame header
+    pos += 2 + length;
+  }
+  return {0, 0};
 }
 
-RgbImage decode_file(const std::string& path) {
+// TIFF: width (tag 256) and length (257) of the first IFD, SHORT or LONG.
+std::pair<int64_t, int64_t> tiff_dimensions(const uint8_t* data, std::size_t size) {
+  const bool little = data[0] == 'I';
+  const auto u16 = [&](std::size_t at) { return little ? le16(data + at) : be16(data + at); };
+  const auto u32 = [&](std::size_t at) { return little ? le32(data + at) : be32(data + at); };
+  const std::size_t ifd = u32(4);
+  if (ifd + 2 > size) return {0, 0};
+  const std::size_t count = u16(ifd);
+  int64_t width = 0, height = 0;
+  for (std::size_t i = 0; i < count; ++i) {
+    const std::size_t entry = ifd + 2 + 12 * i;
+    if (entry + 12 > size) break;
+    const uint32_t tag = u16(entry), type = u16(entry + 2);
+    const int64_t value = type == 3 ? u16(entry + 8) : type == 4 ? u32(entry + 8) : 0;
+    if (tag == 256) width = value;
+    if (tag == 257) height = value;
+  }
+  return {width, height};
+}
+
+// PNM: "P1".."P7"-style text header "P6 <width> <height>" with '#' comments.
+std::pair<int64_t, int64_t> pnm_dimensions(const uint8_t* data, std::size_t size) {
+  std::size_t pos = 2;
+  int64_t values[2] = {0, 0};
+  for (auto& value : values) {
+    for (;;) {
+      while (pos < size && std::isspace(data[pos])) ++pos;
+      if (pos < size && data[pos] == '#') {
+        while (pos < size && data[pos] != '\n') ++pos;
+        continue;
+      }
+      break;
+    }
+    if (pos >= size || !std::isdigit(data[pos])) return {0, 0};
+    while (pos < size && std::isdigit(data[pos])) {
+      value = value * 10 + (data[pos++] - '0');
+      if (value > std::numeric_limits<int32_t>::max()) return {value, 1};  // absurd: refused by the caller
+    }
+  }
+  return {values[0], values[1]};
+}
+
+}  // namespace
+
+std::pair<int64_t, int64_t> peek_dimensions(const uint8_t* data, std::size_t size) {
+  if (data == nullptr) return {0, 0};
+  const auto starts = [&](const char* magic, std::size_t n) { return size >= n && std::memcmp(data, magic, n) == 0; };
+  if (starts("\x89PNG\r\n\x1a\n", 8)) {
+    if (size < 24 || std::memcmp(data + 12, "IHDR", 4) != 0) return {0, 0};
+    return {be32(data + 16), be32(data + 20)};
+  }
+  if (size >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF) return jpeg_dimensions(data, size);
+  if (starts("GIF8", 4)) return size >= 10 ? std::pair<int64_t, int64_t>{le16(data + 6), le16(data + 8)}
+                                           : std::pair<int64_t, int64_t>{0, 0};
+  if (starts("BM", 2)) {
+    if (size < 26) return {0, 0};
+    if (le32(data + 14) == 12) return {le16(data + 18), le16(data + 20)};  // OS/2 BITMAPCOREHEADER
+    const auto h = static_cast<int32_t>(le32(data + 22));                  // negative: top-down rows
+    return {static_cast<int32_t>(le32(data + 18)), h < 0 ? -static_cast<int64_t>(h) : h};
+  }
+  if (size >= 30 && starts("RIFF", 4) && std::memcmp(data + 8, "WEBP", 4) == 0) {
+    const uint8_t* chunk = data + 12;
+    if (std::memcmp(chunk, "VP8X", 4) == 0) {
+      return {1 + int64_t{chunk[8] | (chunk[9] << 8) | (chunk[10] << 16)},
+              1 + int64_t{chunk[11] | (chunk[12] << 8) | (chunk[13] << 16)}};
+    }
+    if (std::memcmp(chunk, "VP8L", 4) == 0) {
+      const uint32_t bits = le32(chunk + 9);
+      return {1 + int64_t{bits & 0x3FFF}, 1 + int64_t{(bits >> 14) & 0x3FFF}};
+    }
+    if (std::memcmp(chunk, "VP8 ", 4) == 0) return {le16(chunk + 14) & 0x3FFF, le16(chunk + 16) & 0x3FFF};
+    return {0, 0};
+  }
+  if (size >= 8 && (starts("II*\0", 4) || starts("MM\0*", 4))) return tiff_dimensions(data, size);
+  if (size >= 3 && data[0] == 'P' && data[1] >= '1' && data[1] <= '6' && std::isspace(data[2])) {
+    return pnm_dimensions(data, size);
+  }
+  return {0, 0};
+}
+
+RgbImage decode_bytes(const uint8_t* data, std::size_t size, const std::string& name, int64_t max_pixels) {
+  INTERNVL_CHECK(data != nullptr || size == 0, InvalidArgument, name, ": null image data");
+  INTERNVL_CHECK(size > 0, ImageError, name, ": empty image data");
+  if (size >= 4 && std::memcmp(data, "GIF8", 4) == 0) return decode_gif(data, size, name, max_pixels);
+  return decode_with_opencv(data, size, name, max_pixels);
+}
+
+RgbImage decode_file(const std::string& path, int64_t max_pixels) {
   std::error_code ec;
   const auto status = std::filesystem::status(path, ec);
   INTERNVL_CHECK(!ec && std::filesystem::exists(status), ImageError, path, ": image file not found");
@@ -304,13 +420,13 @@ RgbImage decode_file(const std::string& path) {
   std::vector<uint8_t> bytes(static_cast<std::size_t>(length));
   in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(length));
   INTERNVL_CHECK(static_cast<uintmax_t>(in.gcount()) == length, ImageError, path, ": cannot read image file");
-  return decode_bytes(bytes.data(), bytes.size(), path);
+  return decode_bytes(bytes.data(), bytes.size(), path, max_pixels);
 }
 
 RgbImage from_mat(const cv::Mat& mat) {
   INTERNVL_CHECK(!mat.empty(), InvalidArgument, "from_mat: empty matrix");
   INTERNVL_CHECK(mat.dims == 2, InvalidArgument, "from_mat: expected a 2-D matrix, got ", mat.dims, " dimensions");
-  check_pixel_count(mat.cols, mat.rows, "from_mat");
+  check_pixel_count(mat.cols, mat.rows, "from_mat", kMaxBufferPixels);
   RgbImage out;
   INTERNVL_CHECK(mat_to_rgb(mat, out), InvalidArgument, "from_mat: expected CV_8U or CV_16U with 1, 3 (BGR) or 4 (BGRA) "
                  "channels, got ", cv::typeToString(mat.type()));
@@ -321,7 +437,7 @@ RgbImage from_rgb(const uint8_t* data, int width, int height, std::size_t stride
   INTERNVL_CHECK(data != nullptr, InvalidArgument, "from_rgb: null pixel data");
   INTERNVL_CHECK(width > 0 && height > 0, InvalidArgument, "from_rgb: width and height must be positive, got ", width,
                  "x", height);
-  INTERNVL_CHECK(static_cast<int64_t>(width) * height <= kMaxPixels, InvalidArgument, "from_rgb: image too large (",
+  INTERNVL_CHECK(static_cast<int64_t>(width) * height <= kMaxBufferPixels, InvalidArgument, "from_rgb: image too large (",
                  width, "x", height, ")");
   const std::size_t row_bytes = static_cast<std::size_t>(width) * 3;
   if (stride_bytes == 0) stride_bytes = row_bytes;

@@ -98,6 +98,9 @@ TileGrid find_closest_grid(int width, int height, int min_tiles, int max_tiles, 
   INTERNVL_CHECK(min_tiles >= 1 && max_tiles >= min_tiles, InvalidArgument,
                  "find_closest_grid: need 1 <= min_tiles <= max_tiles, got ", min_tiles, " and ", max_tiles);
   INTERNVL_CHECK(tile_size > 0, InvalidArgument, "find_closest_grid: tile_size must be positive, got ", tile_size);
+  // The grid list grows as max_tiles * log(max_tiles); a huge value must not exhaust memory.
+  INTERNVL_CHECK(max_tiles <= kMaxTiles, InvalidArgument, "find_closest_grid: max_tiles ", max_tiles,
+                 " exceeds the limit of ", kMaxTiles);
   // target_ratios: every (i, j) with i, j in 1..max and min <= i * j <= max, sorted by i * j.
   // The official code sorts a Python set, so the order among grids with equal products is the
   // set's iteration order; it cannot change the result: two grids with equal product and an

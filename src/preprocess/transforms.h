@@ -23,6 +23,8 @@ struct TileGrid {
 };
 
 // find_closest_aspect_ratio of the official README's dynamic_preprocess.
+// Upper bound on max_tiles (the official models use 6 to 40): far past any context length.
+constexpr int kMaxTiles = 1024;
 TileGrid find_closest_grid(int width, int height, int min_tiles, int max_tiles, int tile_size);
 
 struct TilingOptions {

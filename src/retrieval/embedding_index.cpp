@@ -37,6 +37,7 @@ int64_t EmbeddingIndex::row_of(const std::string& id) const {
 }
 
 void EmbeddingIndex::materialise() const {
+  std::lock_guard<std::mutex> lock(*materialise_mutex_);
   if (pending_.empty()) return;
   pending_.insert(pending_.begin(), matrix_);
   matrix_ = at::cat(pending_, 0);
@@ -182,9 +183,15 @@ EmbeddingIndex EmbeddingIndex::load(const std::string& path) {
   INTERNVL_CHECK(view.dtype == io::DType::F32 && view.shape.size() == 2 &&
                      view.shape[0] == static_cast<int64_t>(ids.size()) && view.shape[1] == info.dim,
                  CheckpointError, path, ": tensor 'embeddings' must be F32 [", ids.size(), ", ", info.dim, "]");
-  EmbeddingIndex index(info);
-  if (!ids.empty()) index.add(ids, io::to_tensor(view, at::kFloat));
-  return index;
+  // A well-formed file with values the index refuses (mode, dim, repeated ids, NaN) is still a
+  // bad file: report it as such, naming the path.
+  try {
+    EmbeddingIndex index(info);
+    if (!ids.empty()) index.add(ids, io::to_tensor(view, at::kFloat));
+    return index;
+  } catch (const InvalidArgument& e) {
+    INTERNVL_THROW(CheckpointError, path, ": invalid index contents (", e.what(), ")");
+  }
 }
 
 }  // namespace internvl::retrieval

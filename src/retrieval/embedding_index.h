@@ -5,6 +5,8 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <memory>
+#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -62,6 +64,9 @@ class EmbeddingIndex {
   std::unordered_map<std::string, int64_t> rows_;
   mutable at::Tensor matrix_;                   // [N, dim] once materialised
   mutable std::vector<at::Tensor> pending_;     // appended blocks not yet concatenated
+  // Const methods (search, embeddings, save) may run on several threads at once; they all
+  // materialise first, which is the only mutation they do. Non-const methods need exclusive use.
+  std::unique_ptr<std::mutex> materialise_mutex_ = std::make_unique<std::mutex>();
 };
 
 }  // namespace internvl::retrieval

@@ -688,6 +688,8 @@ RetrievalEncoding Tokenizer::encode_for_retrieval(std::string_view text, int64_t
   const int64_t num_special = (with_bos ? 1 : 0) + (with_eos ? 1 : 0);
   INTERNVL_CHECK(max_length > num_special, InvalidArgument, "encode_for_retrieval: max_length ", max_length,
                  " leaves no room for text");
+  INTERNVL_CHECK(is_valid_utf8(text) && is_valid_utf8(prefix), InvalidArgument,
+                 "Tokenizer::encode_for_retrieval: the text is not valid UTF-8");
   std::string input(prefix);
   input += text;
   std::vector<int64_t> body = impl.encode(input, /*add_special_tokens=*/false);

@@ -153,4 +153,72 @@ TEST_F(ConfigFiles, BadValuesNameTheField) {
       "rope_scaling");
 }
 
+// Negative, zero, fractional, out-of-range and wrongly typed sizes: ConfigError naming the field.
+TEST_F(ConfigFiles, NegativeZeroAndNonIntegerSizesNameTheField) {
+  auto config = base();
+  if (config.is_null()) GTEST_SKIP() << "no chat fixture";
+  struct Case {
+    const char* section;  // "" = top level
+    const char* field;
+    json value;
+  };
+  const std::vector<Case> cases = {
+      {"vision_config", "hidden_size", 0},         {"vision_config", "hidden_size", -64},
+      {"vision_config", "num_hidden_layers", 0},   {"vision_config", "patch_size", -14},
+      {"vision_config", "image_size", 0},          {"vision_config", "image_size", 1 << 20},
+      {"vision_config", "intermediate_size", 2.5}, {"vision_config", "num_attention_heads", 1e30},
+      {"vision_config", "layer_norm_eps", -1.0},   {"llm_config", "vocab_size", 0},
+      {"llm_config", "num_attention_heads", -4},   {"llm_config", "max_position_embeddings", 0},
+      {"llm_config", "hidden_size", 4294967296.0}, {"llm_config", "pad_token_id", "zero"},
+      {"llm_config", "num_key_value_heads", 0},    {"llm_config", "rms_norm_eps", 0.0},
+      {"", "max_dynamic_patch", 0},                {"", "min_dynamic_patch", -1},
+      {"", "downsample_ratio", 0.0},               {"", "downsample_ratio", 1e300},
+      {"", "downsample_ratio", 1e-300},            {"", "select_layer", -2147483648LL},
+      {"", "force_image_size", 100000},            {"", "use_thumbnail", "yes"},
+  };
+  for (const auto& c : cases) {
+    auto edited = config;
+    (std::string(c.section).empty() ? edited : edited[c.section])[c.field] = c.value;
+    SCOPED_TRACE(std::string(c.section) + "." + c.field + " = " + c.value.dump());
+    expect_config_error([&] { io::parse_internvl_chat_config(edited, "x"); },
+                        std::string(c.field).find("_dynamic_patch") != std::string::npos ? "dynamic_patch" : c.field);
+  }
+  // The same through a file: the message names the file too.
+  auto edited = config;
+  edited["vision_config"]["hidden_size"] = -1;
+  const auto path = write(edited.dump());
+  expect_config_error([&] { io::parse_internvl_chat_config(io::read_config_json(path), path); }, "config.json");
+}
+
+// Values that contradict each other: heads not dividing the hidden size, the top-level
+// hidden_size against qllama_config's, grids not dividing.
+TEST_F(ConfigFiles, ContradictoryValuesNameTheFields) {
+  const auto fixtures = internvl::testing::fixtures_with_architecture("InternVLModel");
+  if (!fixtures.empty()) {
+    const auto config = internvl::testing::fixture_config(fixtures.front());
+    auto c = config;
+    c["hidden_size"] = c["qllama_config"]["hidden_size"].get<int>() + 1;
+    expect_config_error([&] { io::parse_internvl_config(c, "x"); }, "hidden_size");
+    c = config;
+    c["attn_pool_num_heads"] = c["vision_config"]["hidden_size"].get<int>() + 1;
+    expect_config_error([&] { io::parse_internvl_config(c, "x"); }, "attn_pool_num_heads");
+    c = config;
+    c["qllama_config"]["num_attention_heads"] = c["qllama_config"]["hidden_size"].get<int>() + 1;
+    expect_config_error([&] { io::parse_internvl_config(c, "x"); }, "num_attention_heads");
+    c = config;
+    c.erase("architectures");
+    c["model_type"] = "something_else";
+    expect_config_error([&] { io::detect_family(c, "x"); }, "architectures");
+  }
+  auto config = base();
+  if (config.is_null()) return;
+  config["vision_config"]["image_size"] = config["vision_config"]["patch_size"].get<int>() * 3 + 1;
+  config.erase("force_image_size");
+  expect_config_error([&] { io::parse_internvl_chat_config(config, "x"); }, "image_size");
+  config = base();
+  config["min_dynamic_patch"] = 6;
+  config["max_dynamic_patch"] = 2;
+  expect_config_error([&] { io::parse_internvl_chat_config(config, "x"); }, "max_dynamic_patch");
+}
+
 }  // namespace

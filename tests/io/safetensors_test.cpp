@@ -398,13 +398,13 @@ TEST(SafetensorsRoundTrip, EmptyHeaderNoMetadataAndUnpaddedHeader) {
   EXPECT_TRUE(at::equal(internvl::io::to_tensor(st.tensor("x"), at::kFloat), at::tensor(values)));
   EXPECT_TRUE(at::equal(internvl::io::to_tensor(st.tensor("x"), at::kDouble), at::tensor(values).to(at::kDouble)));
 
-  // Extra bytes after the last tensor and zero-size tensors at shared offsets are fine.
-  write_raw(dir + "/slack.safetensors",
+  // Zero-size tensors at shared offsets are fine (they touch no bytes).
+  write_raw(dir + "/empties.safetensors",
             R"({"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},"e":{"dtype":"F32","shape":[0],"data_offsets":[2,2]},)"
-            R"("f":{"dtype":"I16","shape":[0,3],"data_offsets":[2,2]}})",
-            std::string("\x01\x02\x03\x04", 4));
-  SafetensorsFile slack(dir + "/slack.safetensors");
-  EXPECT_EQ(slack.names().size(), 3u);
+            R"("f":{"dtype":"I16","shape":[0,3],"data_offsets":[2,2]},"g":{"dtype":"U8","shape":[0],"data_offsets":[0,0]}})",
+            std::string("\x01\x02", 2));
+  SafetensorsFile empties(dir + "/empties.safetensors");
+  EXPECT_EQ(empties.names().size(), 4u);
 }
 
 // ---- directories and shards ----------------------------------------------------------------
@@ -530,6 +530,35 @@ TEST(SafetensorsBadInput, OverlappingRanges) {
   EXPECT_TRUE(BadFile(path, {"overlap"}));
 }
 
+TEST(SafetensorsBadInput, GappedRanges) {
+  const auto path = test_dir() + "/gap.safetensors";
+  // 4 unused bytes between the tensors.
+  write_raw(path,
+            R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}})",
+            std::string(12, '\0'));
+  EXPECT_TRUE(BadFile(path, {"'a'", "'b'", "gap of 4 bytes"}));
+  // The first tensor does not start at 0.
+  write_raw(path, R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", std::string(8, '\0'));
+  EXPECT_TRUE(BadFile(path, {"'a'", "gap"}));
+}
+
+TEST(SafetensorsBadInput, TrailingBytesAfterLastTensor) {
+  const auto path = test_dir() + "/trailing.safetensors";
+  write_raw(path, R"({"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]}})", std::string(5, '\0'));
+  EXPECT_TRUE(BadFile(path, {"3 trailing bytes"}));
+}
+
+TEST(SafetensorsBadInput, DuplicateNamesInOneHeader) {
+  const auto path = test_dir() + "/dup.safetensors";
+  write_raw(path,
+            R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"w":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
+            std::string(8, '\0'));
+  EXPECT_TRUE(BadFile(path, {"'w'", "twice"}));
+  // Repeated keys inside an entry are not tensor names and stay the parser's business.
+  write_raw(path, R"({"w":{"dtype":"F32","dtype":"F32","shape":[1],"data_offsets":[0,4]}})", std::string(4, '\0'));
+  EXPECT_NO_THROW(SafetensorsFile{path});
+}
+
 TEST(SafetensorsBadInput, TruncatedDataSection) {
   const auto dir = test_dir();
   const auto path = dir + "/truncated.safetensors";
@@ -600,6 +629,20 @@ TEST(SafetensorsBadInput, BadIndexFile) {
   EXPECT_TRUE(ThrowsCheckpointError([&] { Checkpoint c(dir); }, {"model.safetensors.index.json", "weight_map"}));
   write_bytes(dir + "/model.safetensors.index.json", R"({"weight_map": {"a": 3}})");
   EXPECT_TRUE(ThrowsCheckpointError([&] { Checkpoint c(dir); }, {"model.safetensors.index.json", "'a'"}));
+}
+
+TEST(SafetensorsBadInput, IndexCannotNameFilesOutsideTheDirectory) {
+  const auto dir = test_dir();
+  const std::vector<float> one = {1.f};
+  make_dir(dir + "/ckpt");
+  // A valid shard one level up: reachable through "..", which must be refused.
+  write_safetensors(dir + "/outside.safetensors", {{"a", "F32", {1}, bytes_of(one)}});
+  for (const std::string shard : {"../outside.safetensors", "sub/../../outside.safetensors", "/etc/passwd", ".."}) {
+    write_index(dir + "/ckpt", {{"a", shard}});
+    EXPECT_TRUE(ThrowsCheckpointError([&] { Checkpoint c(dir + "/ckpt"); }, {"'a'", "invalid shard"})) << shard;
+  }
+  write_index(dir + "/ckpt", {{"a", std::string("s1.safetensors\0x", 16)}});
+  EXPECT_TRUE(ThrowsCheckpointError([&] { Checkpoint c(dir + "/ckpt"); }, {"invalid shard"}));
 }
 
 TEST(SafetensorsBadInput, CorruptShardNamesShard) {

@@ -8,6 +8,7 @@
 #include "io/safetensors.h"
 #include "io/state_dict.h"
 #include "models/internvl_chat.h"
+#include "nn/kv_cache.h"
 #include "support/fixtures.h"
 
 using namespace internvl;
@@ -123,6 +124,38 @@ TEST_P(InternVLChatReference, GreedyContinuationIsTokenExact) {
       logits = lm->logits(lm->forward(lm->embed(at::full({1, 1}, token, at::kLong)), cache).select(1, -1));
     }
   }
+}
+
+// The KV cache never holds more than the model's context: creating one past it and appending past
+// it are InvalidArgument, and doubling growth stops at the bound.
+TEST_P(InternVLChatReference, KvCacheIsBoundedByTheContext) {
+  const auto& lm = model_->language_model;
+  const int64_t context = lm->context_length();
+  EXPECT_EQ(context, static_cast<int64_t>(config_.llm.max_position_embeddings *
+                                          (config_.llm.rope_scaling ? config_.llm.rope_scaling->factor : 1.0)));
+  EXPECT_THROW(lm->make_cache(1, context + 1), InvalidArgument);
+  EXPECT_THROW(lm->make_cache(1, 0), InvalidArgument);
+  EXPECT_EQ(lm->make_cache(1, 1).max_length(), context);
+
+  // The same bound on a small cache of this model's shape (a full context is too slow to run).
+  const int64_t bound = 11, heads = config_.llm.num_key_value_heads, head_dim = config_.llm.head_dim();
+  nn::KVCache cache(2, 1, heads, head_dim, 2, at::kFloat, /*zero_fill=*/false, bound);
+  const auto step = [&](int64_t tokens) {
+    const auto k = at::randn({1, heads, tokens, head_dim});
+    for (int64_t layer = 0; layer < 2; ++layer) {
+      const auto [keys, values] = cache.append(layer, k, k);
+      EXPECT_TRUE(at::equal(keys.slice(2, cache.length()), k));
+    }
+    cache.advance(tokens);
+  };
+  step(5);
+  step(4);
+  EXPECT_LE(cache.capacity(), bound);
+  step(2);  // exactly the bound
+  EXPECT_EQ(cache.capacity(), bound);
+  EXPECT_THROW(step(1), InvalidArgument);
+  EXPECT_EQ(cache.length(), bound);
+  EXPECT_THROW(nn::KVCache(1, 1, heads, head_dim, bound + 1, at::kFloat, false, bound), InvalidArgument);
 }
 
 TEST_P(InternVLChatReference, RejectsMismatchedImageTokens) {

@@ -1,0 +1,196 @@
+#include "fuzz/fuzz_entries.h"
+
+#include <ATen/ATen.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string_view>
+
+#include "internvl/error.h"
+#include "io/config.h"
+#include "io/safetensors.h"
+#include "preprocess/image.h"
+#include "preprocess/transforms.h"
+#include "retrieval/embedding_index.h"
+#include "tokenizer/tokenizer.h"
+#include "fuzz_config.h"
+
+namespace internvl::fuzz {
+namespace {
+
+// One scratch directory per process (tmpfs when available: a file per input is written).
+const std::string& scratch() {
+  static const std::string dir = [] {
+    std::string base = ::access("/dev/shm", W_OK) == 0 ? "/dev/shm" : (std::getenv("TMPDIR") ? std::getenv("TMPDIR") : "/tmp");
+    std::string tmpl = base + "/internvl_fuzz.XXXXXX";
+    if (::mkdtemp(tmpl.data()) == nullptr) std::abort();
+    return tmpl;
+  }();
+  return dir;
+}
+
+void write_file(const std::string& path, const uint8_t* data, std::size_t size) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) std::abort();
+  while (size > 0) {
+    const ssize_t n = ::write(fd, data, size);
+    if (n <= 0) std::abort();
+    data += n;
+    size -= static_cast<std::size_t>(n);
+  }
+  ::close(fd);
+}
+
+// Reads every byte of every view: out-of-bounds views show up under ASan (or as SIGBUS).
+template <typename Reader>
+void touch_all(const Reader& reader) {
+  unsigned checksum = 0;
+  for (const auto& name : reader.names()) {
+    const auto& view = reader.tensor(name);
+    if (static_cast<std::size_t>(view.numel()) * io::dtype_size(view.dtype) != view.nbytes) std::abort();
+    for (std::size_t i = 0; i < view.nbytes; ++i) checksum += static_cast<unsigned>(view.data[i]);
+  }
+  volatile unsigned sink = checksum;
+  (void)sink;
+}
+
+// Runs fn; internvl::Error is the documented outcome of bad input.
+template <typename Fn>
+void expect_typed_errors(Fn&& fn) {
+  try {
+    fn();
+  } catch (const internvl::Error&) {
+  }
+}
+
+}  // namespace
+
+void safetensors(const uint8_t* data, std::size_t size) {
+  const std::string dir = scratch();
+  ::unlink((dir + "/model.safetensors").c_str());
+  ::unlink((dir + "/model.safetensors.index.json").c_str());
+  ::unlink((dir + "/s1.safetensors").c_str());
+  if (size == 0 || (data[0] & 1) == 0) {
+    const uint8_t* body = size ? data + 1 : data;
+    const std::size_t length = size ? size - 1 : 0;
+    write_file(dir + "/model.safetensors", body, length);
+    expect_typed_errors([&] { touch_all(io::SafetensorsFile(dir + "/model.safetensors")); });
+    expect_typed_errors([&] { touch_all(io::Checkpoint(dir)); });
+    return;
+  }
+  const std::string_view rest(reinterpret_cast<const char*>(data + 1), size - 1);
+  const auto cut = rest.find("\n--\n");
+  const std::string_view index = rest.substr(0, cut);
+  const std::string_view shard = cut == std::string_view::npos ? std::string_view() : rest.substr(cut + 4);
+  write_file(dir + "/model.safetensors.index.json", reinterpret_cast<const uint8_t*>(index.data()), index.size());
+  write_file(dir + "/s1.safetensors", reinterpret_cast<const uint8_t*>(shard.data()), shard.size());
+  expect_typed_errors([&] { touch_all(io::Checkpoint(dir)); });
+}
+
+void config(const uint8_t* data, std::size_t size) {
+  const std::string path = scratch() + "/config.json";
+  write_file(path, data, size);
+  expect_typed_errors([&] {
+    const auto json = io::read_config_json(path);
+    if (io::detect_family(json, path) == io::ModelFamily::kInternVL) {
+      (void)io::parse_internvl_config(json, path);
+    } else {
+      const auto chat = io::parse_internvl_chat_config(json, path);
+      if (chat.num_image_token() < 0) std::abort();
+    }
+  });
+}
+
+void image(const uint8_t* data, std::size_t size) {
+  expect_typed_errors([&] {
+    // A smaller pixel limit than the default keeps each execution fast; the guard is the same.
+    const auto rgb = preprocess::decode_bytes(data, size, "fuzz", int64_t{1} << 22);
+    if (static_cast<std::size_t>(rgb.width) * rgb.height * 3 != rgb.pixels.size()) std::abort();
+    const auto resized = preprocess::retrieval_transform(rgb, 14);
+    preprocess::TilingOptions tiling;
+    tiling.tile_size = 14;
+    tiling.max_tiles = 6;
+    const auto tiles = preprocess::dynamic_tiles(rgb, tiling);
+    (void)preprocess::normalize_imagenet(tiles.tiles);
+    (void)preprocess::normalize_imagenet({resized});
+  });
+}
+
+void tokenizer(const uint8_t* data, std::size_t size) {
+  // The fixtures' tokenizers: InternLM2 (chat), LLaMA (chat) and LLaMA legacy (retrieval).
+  static const std::vector<std::unique_ptr<tokenizer::Tokenizer>> tokenizers = [] {
+    std::vector<std::unique_ptr<tokenizer::Tokenizer>> out;
+    const char* env = std::getenv("INTERNVL_FIXTURES_DIR");
+    const std::string root = env && *env ? env : INTERNVL_FUZZ_FIXTURES_DIR;
+    for (const char* name : {"internvl-chat-internlm2-tiny", "internvl-chat-llama-tiny", "internvl-14b-tiny"}) {
+      const std::string dir = root + "/" + name;
+      if (::access((dir + "/tokenizer.model").c_str(), R_OK) == 0) out.push_back(std::make_unique<tokenizer::Tokenizer>(dir));
+    }
+    if (out.empty()) std::abort();  // nothing to fuzz: the fixtures are missing
+    return out;
+  }();
+  if (size == 0) return;
+  const auto& tok = *tokenizers[data[0] % tokenizers.size()];
+  const int op = (data[0] / 4) % 4;
+  const std::string_view text(reinterpret_cast<const char*>(data + 1), size - 1);
+  std::vector<int64_t> ids;
+  for (std::size_t i = 1; i + 1 < size; i += 2) {
+    // Mostly valid ids, some just past the vocabulary and a few negative.
+    const int64_t raw = data[i] | (data[i + 1] << 8);
+    ids.push_back(raw % (tok.vocab_size() + 8) - (raw > 65000 ? 70000 : 0));
+  }
+  tokenizer::DecodeOptions options;
+  options.skip_special_tokens = (data[0] & 2) != 0;
+  expect_typed_errors([&] {
+    switch (op) {
+      case 0: {
+        const auto encoded = tok.encode(text);
+        (void)tok.decode(encoded, options);
+        break;
+      }
+      case 1: {
+        const auto encoding = tok.encode_for_retrieval(text);
+        if (encoding.input_ids.size() != 80 || encoding.length > 80) std::abort();
+        break;
+      }
+      case 2: (void)tok.decode(ids, options); break;
+      default: {
+        // The streaming contract: pushes + flush equal one decode of the same ids.
+        tokenizer::StreamDecoder stream(tok, options);
+        std::string streamed;
+        for (const auto id : ids) streamed += stream.push(id);
+        streamed += stream.flush();
+        if (streamed != tok.decode(ids, options)) std::abort();
+      }
+    }
+  });
+}
+
+void index(const uint8_t* data, std::size_t size) {
+  const std::string path = scratch() + "/index.safetensors";
+  write_file(path, data, size);
+  expect_typed_errors([&] {
+    const auto loaded = retrieval::EmbeddingIndex::load(path);
+    if (loaded.info().dim > 0 && loaded.info().dim <= 4096 && loaded.size() > 0) {
+      const auto hits = loaded.search(at::ones({1, loaded.info().dim}), 3);
+      for (const auto& hit : hits.at(0)) {
+        if (hit.row < 0 || hit.row >= loaded.size()) std::abort();
+      }
+    }
+  });
+}
+
+const std::vector<Target>& targets() {
+  static const std::vector<Target> all = {{"safetensors", &safetensors},
+                                          {"config", &config},
+                                          {"image", &image},
+                                          {"tokenizer", &tokenizer},
+                                          {"index", &index}};
+  return all;
+}
+
+}  // namespace internvl::fuzz
