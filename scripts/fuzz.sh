@@ -39,9 +39,11 @@ for target in "${TARGETS[@]}"; do
   cp -n tests/fuzz/corpus/"$target"/* "$work"/ 2>/dev/null || true
   max_len=8192
   [ "$target" = image ] && max_len=65536
+  dict=()
+  [ -f "tests/fuzz/$target.dict" ] && dict=(-dict="tests/fuzz/$target.dict")
   echo "== fuzz_$target for ${SECONDS_PER_TARGET}s"
   if ! "$BUILD_DIR/tests/fuzz/fuzz_$target" "$work" -max_total_time="$SECONDS_PER_TARGET" -timeout=20 -rss_limit_mb=4096 \
-      -max_len="$max_len" -print_final_stats=1 -artifact_prefix="$artifacts/" >"$BUILD_DIR/logs/$target.log" 2>&1; then
+      -max_len="$max_len" "${dict[@]}" -print_final_stats=1 -artifact_prefix="$artifacts/" >"$BUILD_DIR/logs/$target.log" 2>&1; then
     status=1
     echo "   FINDING: see $BUILD_DIR/logs/$target.log and $artifacts/"
   fi
