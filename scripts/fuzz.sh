@@ -14,6 +14,11 @@ TARGETS=("$@")
 BUILD_DIR="${BUILD_DIR:-build-fuzz}"
 JOBS="${JOBS:-$(nproc)}"
 [ -x .venv/bin/python ] || [ -n "${INTERNVL_VENV:-}" ] || bash scripts/setup.sh
+# libFuzzer comes with clang's runtime libraries (not in setup.sh: CI does not fuzz).
+if ! command -v clang++ >/dev/null 2>&1 || ! dpkg-query -W -f='${Status}' libclang-rt-dev 2>/dev/null | grep -q "ok installed"; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get install -y -q --no-install-recommends clang libclang-rt-dev
+fi
 launcher=()
 command -v ccache >/dev/null 2>&1 && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 generator=()
