@@ -27,4 +27,6 @@ export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=1:strict_stri
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 cd "$BUILD_DIR"
 # Instrumented code runs slower: longer per-test timeout than the default build's.
-ctest --output-on-failure -j "${CTEST_JOBS:-2}" --timeout "${CTEST_TIMEOUT:-3000}" "$@"
+# Consumer.* installs this build and links an uninstrumented project against it, which cannot
+# resolve the sanitizer runtime (__asan_*/__ubsan_*): a property of the mix, not of the code.
+ctest --output-on-failure -j "${CTEST_JOBS:-2}" --timeout "${CTEST_TIMEOUT:-3000}" -E '^Consumer\.' "$@"
