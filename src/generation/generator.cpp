@@ -31,6 +31,22 @@ bool is_stop(const GenerateOptions& options, int64_t token) {
   return std::find(options.stop_ids.begin(), options.stop_ids.end(), token) != options.stop_ids.end();
 }
 
+// Records a chosen token; returns true (with result.reason set) when generation ends on it.
+bool accept_token(int64_t token, const GenerateOptions& options, const TokenCallback& on_token,
+                  std::vector<int64_t>& seen, GenerateResult& result) {
+  result.tokens.push_back(token);
+  seen.push_back(token);
+  if (is_stop(options, token)) {
+    result.reason = StopReason::kStopToken;
+    return true;
+  }
+  if (on_token && !on_token(token)) {
+    result.reason = StopReason::kCallback;
+    return true;
+  }
+  return false;
+}
+
 // The plain loop (CPU): logits to the host, Sampler::next, one forward per token.
 GenerateResult generate_host(const models::CausalLMImpl& lm, const at::Tensor& inputs_embeds,
                              const std::vector<int64_t>& prompt_ids, const GenerateOptions& options,
@@ -44,16 +60,7 @@ GenerateResult generate_host(const models::CausalLMImpl& lm, const at::Tensor& i
   result.first_logits = logits.to(at::kCPU, at::kFloat);
   for (int64_t step = 0; step < options.max_new_tokens; ++step) {
     const int64_t token = sampler.next(logits, seen);
-    result.tokens.push_back(token);
-    seen.push_back(token);
-    if (is_stop(options, token)) {
-      result.reason = StopReason::kStopToken;
-      return result;
-    }
-    if (on_token && !on_token(token)) {
-      result.reason = StopReason::kCallback;
-      return result;
-    }
+    if (accept_token(token, options, on_token, seen, result)) return result;
     if (step + 1 == options.max_new_tokens) break;
     const auto next = lm.embed(at::full({1, 1}, token, at::kLong));
     logits = lm.logits(lm.forward(next, cache).select(1, -1))[0];
@@ -142,16 +149,7 @@ GenerateResult generate_pipelined(const models::CausalLMImpl& lm, const at::Tens
     at::Tensor next_logits;
     if (more) next_logits = forward_step(token_device);
     const int64_t token = reader.wait();
-    result.tokens.push_back(token);
-    seen.push_back(token);
-    if (is_stop(options, token)) {
-      result.reason = StopReason::kStopToken;
-      return result;
-    }
-    if (on_token && !on_token(token)) {
-      result.reason = StopReason::kCallback;
-      return result;
-    }
+    if (accept_token(token, options, on_token, seen, result)) return result;
     if (!more) break;
     token_device = select(next_logits);
   }
