@@ -108,7 +108,7 @@ void config(const uint8_t* data, std::size_t size) {
 void image(const uint8_t* data, std::size_t size) {
   expect_typed_errors([&] {
     // A smaller pixel limit than the default keeps each execution fast; the guard is the same.
-    const auto rgb = preprocess::decode_bytes(data, size, "fuzz", int64_t{1} << 22);
+    const auto rgb = preprocess::decode_bytes(data, size, "fuzz", int64_t{1} << 18);
     if (static_cast<std::size_t>(rgb.width) * rgb.height * 3 != rgb.pixels.size()) std::abort();
     const auto resized = preprocess::retrieval_transform(rgb, 14);
     preprocess::TilingOptions tiling;
