@@ -1,5 +1,5 @@
 // Decoder prefill and decode throughput at real model shapes with random weights.
-//   decoder_bench --shape internlm2-1.8b|internlm2-7b --prompt N --new M --dtype fp32|bf16 [--threads T]
+//   decoder_bench --shape internlm2-1.8b|internlm2-7b|qwen2.5-0.5b|qwen2.5-7b --prompt N --new M --dtype fp32|bf16 [--threads T]
 //                 [--device cpu|cuda] [--kernels 0|1]
 // Prints one JSON line; bench/decoder_peer.py prints the same fields for transformers.
 // On CUDA, decode runs through generation::generate (greedy on the device, the pipelined loop, and
@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <string>
 #include <utility>
+#include <nlohmann/json.hpp>
 
 #include "generation/generator.h"
 #include "io/config.h"
@@ -24,9 +25,25 @@
 namespace {
 
 internvl::io::LlmConfig shape_config(const std::string& shape) {
+  if (shape.rfind("qwen2.5-", 0) == 0) {
+    // Qwen2.5 shapes (InternVL2.5-1B / InternVL3-1B's and InternVL3-8B's decoders), parsed like a
+    // checkpoint's llm_config so the family's defaults (q/k/v biases) apply.
+    nlohmann::json j = {{"architectures", {"Qwen2ForCausalLM"}}, {"rms_norm_eps", 1e-6}, {"rope_theta", 1000000.0},
+                        {"max_position_embeddings", 32768}, {"vocab_size", 151674}};
+    if (shape == "qwen2.5-0.5b") {
+      j.update({{"hidden_size", 896}, {"num_attention_heads", 14}, {"num_key_value_heads", 2},
+                {"intermediate_size", 4864}, {"num_hidden_layers", 24}, {"tie_word_embeddings", false}});
+    } else if (shape == "qwen2.5-7b") {
+      j.update({{"hidden_size", 3584}, {"num_attention_heads", 28}, {"num_key_value_heads", 4},
+                {"intermediate_size", 18944}, {"num_hidden_layers", 28}, {"tie_word_embeddings", false}});
+    } else {
+      throw std::invalid_argument("unknown --shape " + shape);
+    }
+    return internvl::io::parse_llm_config(j, shape);
+  }
   internvl::io::LlmConfig c;
   c.architecture = "InternLM2ForCausalLM";
-  c.bias = false;
+  c.qkv_bias = c.o_bias = false;
   c.rms_norm_eps = 1e-5;
   c.rope_theta = 1000000;
   c.max_position_embeddings = 32768;
@@ -37,7 +54,7 @@ internvl::io::LlmConfig shape_config(const std::string& shape) {
     c.hidden_size = 4096; c.num_attention_heads = 32; c.num_key_value_heads = 8;
     c.intermediate_size = 14336; c.num_hidden_layers = 32; c.vocab_size = 92553;
   } else {
-    throw std::invalid_argument("--shape must be internlm2-1.8b or internlm2-7b");
+    throw std::invalid_argument("--shape must be internlm2-1.8b, internlm2-7b, qwen2.5-0.5b or qwen2.5-7b");
   }
   return c;
 }

@@ -1,18 +1,22 @@
-"""Peer for bench/decoder_bench.cpp: Hugging Face transformers' LlamaForCausalLM with the same
-shapes as the InternLM2 decoder (InternLM2 is LLaMA with a fused wqkv; transformers has no
-InternLM2 class), random weights, greedy generate with KV cache, same threads."""
+"""Peer for bench/decoder_bench.cpp: Hugging Face transformers with the same shapes, random weights,
+greedy generate with KV cache, same threads. InternLM2 shapes run as LlamaForCausalLM (InternLM2 is
+LLaMA with a fused wqkv; transformers has no InternLM2 class); Qwen2.5 shapes as Qwen2ForCausalLM."""
 import argparse
 import json
 import time
 
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
 SHAPES = {
     "internlm2-1.8b": dict(hidden_size=2048, num_attention_heads=16, num_key_value_heads=8, intermediate_size=8192,
                            num_hidden_layers=24, vocab_size=92553),
     "internlm2-7b": dict(hidden_size=4096, num_attention_heads=32, num_key_value_heads=8, intermediate_size=14336,
                          num_hidden_layers=32, vocab_size=92553),
+    "qwen2.5-0.5b": dict(hidden_size=896, num_attention_heads=14, num_key_value_heads=2, intermediate_size=4864,
+                         num_hidden_layers=24, vocab_size=151674),
+    "qwen2.5-7b": dict(hidden_size=3584, num_attention_heads=28, num_key_value_heads=4, intermediate_size=18944,
+                       num_hidden_layers=28, vocab_size=151674),
 }
 
 
@@ -28,13 +32,19 @@ def main():
     if a.threads > 0:
         torch.set_num_threads(a.threads)
     dtype = torch.bfloat16 if a.dtype == "bf16" else torch.float32
-    config = LlamaConfig(rms_norm_eps=1e-5, rope_theta=1e6, max_position_embeddings=32768, attention_bias=False,
-                         tie_word_embeddings=False, **SHAPES[a.shape])
+    if a.shape.startswith("qwen"):
+        config = Qwen2Config(rms_norm_eps=1e-6, rope_theta=1e6, max_position_embeddings=32768,
+                             tie_word_embeddings=False, use_sliding_window=False, **SHAPES[a.shape])
+        model_class = Qwen2ForCausalLM
+    else:
+        config = LlamaConfig(rms_norm_eps=1e-5, rope_theta=1e6, max_position_embeddings=32768, attention_bias=False,
+                             tie_word_embeddings=False, **SHAPES[a.shape])
+        model_class = LlamaForCausalLM
     config._attn_implementation = "sdpa"
     torch.manual_seed(0)
     torch.set_default_dtype(dtype)
     with torch.device(a.device):  # random weights drawn where they live
-        model = LlamaForCausalLM(config).eval()
+        model = model_class(config).eval()
     torch.set_default_dtype(torch.float32)
     ids = torch.randint(config.vocab_size, (1, a.prompt)).to(a.device)
     sync = torch.cuda.synchronize if a.device == "cuda" else (lambda: None)

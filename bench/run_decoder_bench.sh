@@ -3,6 +3,7 @@
 # the same shapes), same machine, same run, same threads. Prints both JSON lines and the ratios.
 #   bench/run_decoder_bench.sh                 InternVL2-2B's decoder (InternLM2-1.8B shapes), fp32
 #   SHAPE=internlm2-7b DTYPE=bf16 bench/run_decoder_bench.sh
+#   SHAPE=qwen2.5-0.5b bench/run_decoder_bench.sh  InternVL2.5-1B / InternVL3-1B's decoder (Qwen2ForCausalLM)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR="${BUILD_DIR:-build}"

@@ -28,6 +28,7 @@ uint64_t dtype_bytes(DType dtype) { return dtype == DType::kFloat32 ? 4 : 2; }
 std::shared_ptr<torch::nn::Module> build_meta_model(io::ModelFamily family, const nlohmann::json& json,
                                                     const std::string& config_path,
                                                     std::optional<io::LlmConfig>& chat_llm,
+                                                    const std::optional<io::Checkpoint>& checkpoint,
                                                     CheckpointReport& report) {
   const nn::ParamInit init{c10::kFloat, c10::Device(c10::kMeta)};
   if (family == io::ModelFamily::kInternVL) {
@@ -35,7 +36,9 @@ std::shared_ptr<torch::nn::Module> build_meta_model(io::ModelFamily family, cons
     report.language_model = config.qllama.architecture;
     return models::InternVLClip(config, init).ptr();
   }
-  const auto config = io::parse_internvl_chat_config(json, config_path);
+  auto config = io::parse_internvl_chat_config(json, config_path);
+  // The same output-head decision as Model::load (a stored head wins over the tie flag).
+  if (checkpoint) io::resolve_output_head(config.llm, *checkpoint, "language_model.");
   report.language_model = config.llm.architecture;
   report.chat_template = config.template_name;
   const auto names = tokenizer::conversation_template_names();
@@ -107,7 +110,7 @@ CheckpointReport inspect_checkpoint(const std::string& directory) {
         json["architectures"][0].is_string()) {
       report.architecture = json["architectures"][0].get<std::string>();
     }
-    model = build_meta_model(io::detect_family(json, config_path), json, config_path, chat_llm, report);
+    model = build_meta_model(io::detect_family(json, config_path), json, config_path, chat_llm, checkpoint, report);
   } catch (const Error& e) {
     report.problems.push_back(e.what());
   }
@@ -135,7 +138,7 @@ CheckpointReport inspect_checkpoint(const std::string& directory) {
     }
   }
 
-  if (fs::exists(fs::path(directory) / "tokenizer.model")) {
+  if (fs::exists(fs::path(directory) / "tokenizer.model")) {  // TODO(merge bpe): Tokenizer::has_tokenizer_files
     try {
       tokenizer::Tokenizer tok(directory);
       report.has_tokenizer = true;

@@ -112,8 +112,8 @@ const models::InternVLClipImpl& Model::Impl::require_clip(const char* operation)
 }
 
 const tokenizer::Tokenizer& Model::Impl::require_tokenizer(const char* operation) const {
-  INTERNVL_CHECK(tokenizer != nullptr, ConfigError, operation, " needs ", (fs::path(info.path) / "tokenizer.model").string(),
-                 ", which is missing");
+  INTERNVL_CHECK(tokenizer != nullptr, ConfigError, operation, " needs a tokenizer in ", info.path,
+                 " (tokenizer.model, or vocab.json + merges.txt, or tokenizer.json), which is missing");
   return *tokenizer;
 }
 
@@ -297,9 +297,10 @@ ChatResult Model::chat(const ChatRequest& request, const StreamCallback& on_text
     prompt_request.history = std::vector<tokenizer::ChatTurn>();
     for (const auto& turn : request.history) prompt_request.history->push_back({turn.question, turn.answer});
   } else if (request.images.size() > 1 && request.question.find(placeholder) == std::string::npos) {
-    // One "<image>\n" per image (the official code prepends a single one, for a single image).
+    // The official README's multi-image prompt: "Image-1: <image>\nImage-2: <image>\n..." (chat()
+    // itself prepends a single "<image>\n", for a single image).
     std::string prefix;
-    for (size_t i = 0; i < request.images.size(); ++i) prefix += placeholder + "\n";
+    for (size_t i = 0; i < request.images.size(); ++i) prefix += "Image-" + std::to_string(i + 1) + ": " + placeholder + "\n";
     prompt_request.question = prefix + request.question;
   }
   for (const auto n : result.tiles_per_image) prompt_request.num_patches_list.push_back(n);
@@ -329,7 +330,7 @@ ChatResult Model::chat(const ChatRequest& request, const StreamCallback& on_text
   const auto eos = tok.find_token(conversation.eos_token());
   if (eos) generate_options.stop_ids.push_back(*eos);
   tokenizer::DecodeOptions decode_options;
-  decode_options.skip_special_tokens = true;
+  decode_options.skip_special_tokens = !impl.chat->language_model->family().chat_keeps_special_tokens;
   tokenizer::StreamDecoder stream(tok, decode_options);
   bool stopped_by_string = false;
   auto on_token = [&](int64_t token) {
@@ -419,6 +420,7 @@ Model Model::load(const std::string& directory, const LoadOptions& options) {
   info.vision_norm = vision_config.norm_type;
 
   const io::Checkpoint checkpoint(directory);
+  if (impl->chat_config) io::resolve_output_head(impl->chat_config->llm, checkpoint, "language_model.");
   if (options.check_memory && options.device == Device::kCPU) {
     // Parameters are allocated before they are filled: check first, fail with a clear error.
     if (const auto available = io::available_cpu_memory()) {
@@ -447,7 +449,7 @@ Model Model::load(const std::string& directory, const LoadOptions& options) {
   info.unused_weights = report.unused;
   for (const auto& p : root->parameters(true)) info.num_parameters += p.numel();
 
-  if (fs::exists(fs::path(directory) / "tokenizer.model")) {
+  if (fs::exists(fs::path(directory) / "tokenizer.model")) {  // TODO(merge bpe): Tokenizer::has_tokenizer_files
     impl->tokenizer = std::make_unique<tokenizer::Tokenizer>(directory);
   }
   impl->model_id = make_model_id(info, config_path, checkpoint);

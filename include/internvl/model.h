@@ -73,7 +73,8 @@ class Model {
 
   /// The official InternVLChatModel.chat: the config's template and system message, history,
   /// images as dynamic tiles (+ thumbnail); "<image>" placeholders in the question (or, with no
-  /// history and no placeholder, "<image>\n" prepended once per image) become
+  /// history and no placeholder, "<image>\n" prepended for one image and the official README's
+  /// "Image-1: <image>\nImage-2: <image>\n..." for several) become
   /// "<img>" + "<IMG_CONTEXT>" x (num_image_token x tiles) + "</img>"; generation stops on the
   /// template's end-of-turn token. InvalidArgument when the prompt does not fit the context.
   ChatResult chat(const ChatRequest& request, const StreamCallback& on_text = {}) const;

@@ -8,39 +8,15 @@
 #include <nlohmann/json.hpp>
 
 #include "common/check.h"
+#include "io/config_read.h"
+#include "io/llm_family.h"
+#include "io/safetensors.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace internvl::io {
 namespace {
-
-// Reads `key` when present and not null; otherwise keeps the default (ScaleLLM's LOAD_ARG_OR).
-template <typename T>
-void read_or(const json& j, const char* key, T& out, const std::string& where) {
-  auto it = j.find(key);
-  if (it == j.end() || it->is_null()) return;
-  if constexpr (std::is_same_v<T, int>) {
-    // get<int>() would truncate 3.5 and wrap (or, from a float, be undefined for) out-of-range values.
-    const bool integral = it->is_number_integer() ||
-                          (it->is_number_float() && std::trunc(it->get<double>()) == it->get<double>());
-    INTERNVL_CHECK(it->is_number() && integral, ConfigError, where, ": field '", key, "' must be an integer, got ",
-                   it->dump());
-    const double value = it->is_number_unsigned() ? static_cast<double>(it->get<uint64_t>()) : it->get<double>();
-    INTERNVL_CHECK(value >= std::numeric_limits<int>::min() && value <= std::numeric_limits<int>::max(), ConfigError,
-                   where, ": field '", key, "' = ", it->dump(), " is out of range");
-    out = static_cast<int>(value);
-    return;
-  }
-  try {
-    out = it->get<T>();
-  } catch (const json::exception& e) {
-    INTERNVL_THROW(ConfigError, where, ": field '", key, "' has the wrong type (", e.what(), ")");
-  }
-  if constexpr (std::is_floating_point_v<T>) {
-    INTERNVL_CHECK(std::isfinite(out), ConfigError, where, ": field '", key, "' must be finite");
-  }
-}
 
 void require_positive(int value, const char* key, const std::string& where) {
   INTERNVL_CHECK(value > 0, ConfigError, where, ": field '", key, "' must be positive, got ", value);
@@ -136,29 +112,26 @@ LlmConfig parse_llm_config(const json& j, const std::string& source) {
   if (c.architecture.empty()) {
     std::string model_type;
     read_or(j, "model_type", model_type, where);
-    if (model_type == "internlm2") c.architecture = "InternLM2ForCausalLM";
-    if (model_type == "llama") c.architecture = "LlamaForCausalLM";
+    c.architecture = llm_architecture_for_model_type(model_type);
   }
-  INTERNVL_CHECK(c.architecture == "LlamaForCausalLM" || c.architecture == "InternLM2ForCausalLM", ConfigError,
-                 where, ": field 'architectures' names an unsupported language model '", c.architecture, "'");
-  if (c.architecture == "InternLM2ForCausalLM") {
-    // configuration_internlm2.py defaults.
-    c.vocab_size = 103168;
-    c.rms_norm_eps = 1e-6;
-    c.bias = true;
-    c.bos_token_id = 1;
-    c.eos_token_id = 2;
-    c.pad_token_id = 0;
-    read_or(j, "bias", c.bias, where);
-  } else {
-    read_or(j, "attention_bias", c.bias, where);
+  const LlmFamily* family = find_llm_family(c.architecture);
+  if (family == nullptr) {
+    for (const auto& refused : refused_llms()) {
+      INTERNVL_CHECK(refused.architecture != c.architecture, UnsupportedError, where, ": field 'architectures' = '",
+                     c.architecture, "': ", refused.reason);
+    }
+    std::string known;
+    for (const auto& name : llm_family_names()) known += (known.empty() ? "" : ", ") + name;
+    INTERNVL_THROW(ConfigError, where, ": field 'architectures' names an unsupported language model '",
+                   c.architecture, "' (supported: ", known, ")");
   }
+  family->set_defaults(c);
   read_or(j, "vocab_size", c.vocab_size, where);
   read_or(j, "hidden_size", c.hidden_size, where);
   read_or(j, "intermediate_size", c.intermediate_size, where);
   read_or(j, "num_hidden_layers", c.num_hidden_layers, where);
   read_or(j, "num_attention_heads", c.num_attention_heads, where);
-  c.num_key_value_heads = c.num_attention_heads;  // both configs default kv heads to heads
+  c.num_key_value_heads = c.num_attention_heads;  // every family defaults kv heads to heads
   read_or(j, "num_key_value_heads", c.num_key_value_heads, where);
   read_or(j, "hidden_act", c.hidden_act, where);
   read_or(j, "max_position_embeddings", c.max_position_embeddings, where);
@@ -174,15 +147,20 @@ LlmConfig parse_llm_config(const json& j, const std::string& source) {
   }
   read_or(j, "num_query_token", c.num_query_token, where);
   read_or(j, "cross_attention_frequency", c.cross_attention_frequency, where);
-  if (auto it = j.find("rope_scaling"); it != j.end() && !it->is_null()) {
+  family->read_fields(j, c, where);
+  if (auto it = j.find("rope_scaling"); family->reads_rope_scaling && it != j.end() && !it->is_null()) {
     INTERNVL_CHECK(it->is_object(), ConfigError, where, ": field 'rope_scaling' must be an object or null");
     RopeScaling s;
+    // transformers >= 4.45 writes `rope_type` (and keeps `type` for older readers).
     read_or(*it, "type", s.type, where + " rope_scaling");
+    read_or(*it, "rope_type", s.type, where + " rope_scaling");
     read_or(*it, "factor", s.factor, where + " rope_scaling");
-    INTERNVL_CHECK(s.type == "linear" || s.type == "dynamic", ConfigError, where,
-                   ": field 'rope_scaling.type' must be 'linear' or 'dynamic', got '", s.type, "'");
-    INTERNVL_CHECK(s.factor >= 1.0, ConfigError, where, ": field 'rope_scaling.factor' must be >= 1");
-    c.rope_scaling = s;
+    if (s.type != "default") {
+      INTERNVL_CHECK(s.type == "linear" || s.type == "dynamic", UnsupportedError, where,
+                     ": field 'rope_scaling.type' = '", s.type, "' is not supported (linear, dynamic)");
+      INTERNVL_CHECK(s.factor >= 1.0, ConfigError, where, ": field 'rope_scaling.factor' must be >= 1");
+      c.rope_scaling = s;
+    }
   }
   for (auto [value, key] : {std::pair{c.vocab_size, "vocab_size"}, {c.hidden_size, "hidden_size"},
                             {c.intermediate_size, "intermediate_size"}, {c.num_hidden_layers, "num_hidden_layers"},
@@ -191,13 +169,24 @@ LlmConfig parse_llm_config(const json& j, const std::string& source) {
                             {c.max_position_embeddings, "max_position_embeddings"}}) {
     require_positive(value, key, where);
   }
-  require_divides(c.num_attention_heads, c.hidden_size, "hidden_size / num_attention_heads", where);
+  if (c.explicit_head_dim == 0) {
+    require_divides(c.num_attention_heads, c.hidden_size, "hidden_size / num_attention_heads", where);
+  }
   require_divides(c.num_key_value_heads, c.num_attention_heads, "num_attention_heads / num_key_value_heads", where);
+  INTERNVL_CHECK(c.head_dim() % 2 == 0, ConfigError, where, ": the head dimension ", c.head_dim(),
+                 " must be even (rotary embedding)");
   INTERNVL_CHECK(c.hidden_act == "silu", ConfigError, where, ": field 'hidden_act' = '", c.hidden_act,
                  "' is not supported (silu)");
   INTERNVL_CHECK(c.rms_norm_eps > 0 && c.rope_theta > 0, ConfigError, where,
                  ": fields 'rms_norm_eps' and 'rope_theta' must be positive");
   return c;
+}
+
+void resolve_output_head(LlmConfig& config, const Checkpoint& checkpoint, const std::string& prefix) {
+  const LlmFamily* family = find_llm_family(config.architecture);
+  INTERNVL_CHECK(family != nullptr, ConfigError, "no decoder family for '", config.architecture, "'");
+  const bool stored = checkpoint.contains(prefix + family->names.output_head + ".weight");
+  config.tie_word_embeddings = !stored && config.tie_word_embeddings;
 }
 
 InternVLConfig parse_internvl_config(const json& j, const std::string& source) {

@@ -35,21 +35,27 @@ struct RopeScaling {
   double factor = 1.0;
 };
 
-// A decoder-only LLM: LLaMA (transformers LlamaConfig), QLLaMA, or InternLM2.
+// A decoder-only LLM: LLaMA (transformers LlamaConfig), QLLaMA, InternLM2, Qwen2, Qwen3. The
+// family's spec (io/llm_family.h) sets its defaults and reads its own fields.
 struct LlmConfig {
-  std::string architecture;  // "LlamaForCausalLM" | "InternLM2ForCausalLM"
+  std::string architecture;  // a registered family, e.g. "LlamaForCausalLM", "Qwen2ForCausalLM"
   int vocab_size = 32000;
   int hidden_size = 4096;
   int intermediate_size = 11008;
   int num_hidden_layers = 32;
   int num_attention_heads = 32;
   int num_key_value_heads = 32;
+  int explicit_head_dim = 0;  // config `head_dim` (Qwen3); 0: hidden_size / num_attention_heads
   std::string hidden_act = "silu";
   int max_position_embeddings = 2048;
   double rms_norm_eps = 1e-6;
   double rope_theta = 10000.0;
   std::optional<RopeScaling> rope_scaling;
-  bool bias = false;  // attention/linear bias (InternLM2 `bias`, LLaMA `attention_bias`)
+  bool qkv_bias = false;  // q/k/v (or fused wqkv) projections have a bias
+  bool o_bias = false;    // the output projection has a bias
+  bool qk_norm = false;   // per-head RMSNorm of q and k before RoPE (Qwen3)
+  // The output head is embed_tokens. Model loading resolves it against the checkpoint: a stored
+  // head is used; the config's flag ties only when the head is absent (resolve_output_head).
   bool tie_word_embeddings = false;
   int bos_token_id = 1;
   int eos_token_id = 2;
@@ -58,7 +64,7 @@ struct LlmConfig {
   int num_query_token = 0;
   int cross_attention_frequency = 0;
 
-  int head_dim() const { return hidden_size / num_attention_heads; }
+  int head_dim() const { return explicit_head_dim > 0 ? explicit_head_dim : hidden_size / num_attention_heads; }
 };
 
 // InternVL-14B style (architectures ["InternVLModel"]): InternVL-C and InternVL-G.
@@ -97,6 +103,12 @@ enum class ModelFamily { kInternVL, kInternVLChat };
 // Reads and validates `<dir>/config.json` (or a path to a .json file).
 nlohmann::json read_config_json(const std::string& path);
 ModelFamily detect_family(const nlohmann::json& config, const std::string& source);
+
+class Checkpoint;
+// The official output head: a stored `<prefix><output_head>.weight` is used whatever the config
+// says; without one the head is tied to the embeddings when `tie_word_embeddings` is set.
+// Sets config.tie_word_embeddings to the outcome.
+void resolve_output_head(LlmConfig& config, const Checkpoint& checkpoint, const std::string& prefix);
 
 // `source` names the file in error messages.
 VisionConfig parse_vision_config(const nlohmann::json& json, const std::string& source);

@@ -11,58 +11,88 @@
 
 namespace internvl::models {
 
-DecoderFlavour decoder_flavour(const io::LlmConfig& config) {
-  if (config.architecture == "InternLM2ForCausalLM") return DecoderFlavour::kInternLM2;
-  if (config.architecture == "LlamaForCausalLM") return DecoderFlavour::kLlama;
-  INTERNVL_THROW(ConfigError, "language model architecture '", config.architecture, "' is not supported");
+const io::LlmFamily& decoder_family(const io::LlmConfig& config) {
+  const io::LlmFamily* family = io::find_llm_family(config.architecture);
+  INTERNVL_CHECK(family != nullptr, ConfigError, "language model architecture '", config.architecture,
+                 "' is not supported");
+  return *family;
 }
 
-DecoderLayerImpl::DecoderLayerImpl(const io::LlmConfig& c, DecoderFlavour f, const nn::ParamInit& init)
-    : config(c), flavour(f) {
+namespace {
+
+// The child `name` of `parent`, created empty when absent (a level of a dotted official name).
+std::shared_ptr<torch::nn::Module> child(torch::nn::Module& parent, const std::string& name) {
+  if (auto* found = parent.named_children().find(name)) return *found;
+  return parent.register_module(name, std::make_shared<torch::nn::Module>());
+}
+
+// The module at a dotted path below `root` ("model.embed_tokens"), creating the levels.
+std::shared_ptr<torch::nn::Module> path(torch::nn::Module& root, const std::string& dotted) {
+  std::shared_ptr<torch::nn::Module> current;
+  torch::nn::Module* parent = &root;
+  size_t begin = 0;
+  while (true) {
+    const size_t dot = dotted.find('.', begin);
+    current = child(*parent, dotted.substr(begin, dot == std::string::npos ? std::string::npos : dot - begin));
+    if (dot == std::string::npos) return current;
+    parent = current.get();
+    begin = dot + 1;
+  }
+}
+
+}  // namespace
+
+DecoderLayerImpl::DecoderLayerImpl(const io::LlmConfig& c, const io::LlmFamily& family, const nn::ParamInit& init)
+    : config(c), qkv_layout(family.qkv_layout) {
+  const auto& n = family.names;
   const int64_t d = c.hidden_size, hd = c.head_dim(), h = c.num_attention_heads, hkv = c.num_key_value_heads;
-  const auto rms = [&](const char* name) {
+  const auto rms = [&](const std::string& name) {
     return register_module(name, nn::Norm(nn::NormKind::kRMSNorm, d, c.rms_norm_eps, init));
   };
-  if (flavour == DecoderFlavour::kInternLM2) {
-    attn_norm = rms("attention_norm");
-    ffn_norm = rms("ffn_norm");
-    auto attention = register_module("attention", std::make_shared<torch::nn::Module>());
-    wqkv = attention->register_module("wqkv", nn::Linear(d, (h + 2 * hkv) * hd, c.bias, init));
-    o_proj = attention->register_module("wo", nn::Linear(h * hd, d, c.bias, init));
-    auto ffn = register_module("feed_forward", std::make_shared<torch::nn::Module>());
-    gate = ffn->register_module("w1", nn::Linear(d, c.intermediate_size, false, init));
-    up = ffn->register_module("w3", nn::Linear(d, c.intermediate_size, false, init));
-    down = ffn->register_module("w2", nn::Linear(c.intermediate_size, d, false, init));
+  attn_norm = rms(n.attn_norm);
+  ffn_norm = rms(n.ffn_norm);
+  auto attention = register_module(n.attention, std::make_shared<torch::nn::Module>());
+  if (qkv_layout == io::QkvLayout::kInternLM2Grouped) {
+    wqkv = attention->register_module(n.wqkv, nn::Linear(d, (h + 2 * hkv) * hd, c.qkv_bias, init));
   } else {
-    attn_norm = rms("input_layernorm");
-    ffn_norm = rms("post_attention_layernorm");
-    auto attention = register_module("self_attn", std::make_shared<torch::nn::Module>());
-    q_proj = attention->register_module("q_proj", nn::Linear(d, h * hd, c.bias, init));
-    k_proj = attention->register_module("k_proj", nn::Linear(d, hkv * hd, c.bias, init));
-    v_proj = attention->register_module("v_proj", nn::Linear(d, hkv * hd, c.bias, init));
-    o_proj = attention->register_module("o_proj", nn::Linear(h * hd, d, c.bias, init));
-    auto mlp = register_module("mlp", std::make_shared<torch::nn::Module>());
-    gate = mlp->register_module("gate_proj", nn::Linear(d, c.intermediate_size, false, init));
-    up = mlp->register_module("up_proj", nn::Linear(d, c.intermediate_size, false, init));
-    down = mlp->register_module("down_proj", nn::Linear(c.intermediate_size, d, false, init));
+    q_proj = attention->register_module(n.q_proj, nn::Linear(d, h * hd, c.qkv_bias, init));
+    k_proj = attention->register_module(n.k_proj, nn::Linear(d, hkv * hd, c.qkv_bias, init));
+    v_proj = attention->register_module(n.v_proj, nn::Linear(d, hkv * hd, c.qkv_bias, init));
   }
+  o_proj = attention->register_module(n.o_proj, nn::Linear(h * hd, d, c.o_bias, init));
+  if (c.qk_norm) {
+    INTERNVL_CHECK(!n.q_norm.empty() && !n.k_norm.empty(), ConfigError, family.architecture,
+                   ": qk_norm needs the family's q_norm/k_norm names");
+    q_norm = attention->register_module(n.q_norm, nn::Norm(nn::NormKind::kRMSNorm, hd, c.rms_norm_eps, init));
+    k_norm = attention->register_module(n.k_norm, nn::Norm(nn::NormKind::kRMSNorm, hd, c.rms_norm_eps, init));
+  }
+  auto mlp = register_module(n.mlp, std::make_shared<torch::nn::Module>());
+  gate = mlp->register_module(n.gate_proj, nn::Linear(d, c.intermediate_size, false, init));
+  up = mlp->register_module(n.up_proj, nn::Linear(d, c.intermediate_size, false, init));
+  down = mlp->register_module(n.down_proj, nn::Linear(c.intermediate_size, d, false, init));
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> DecoderLayerImpl::project_qkv(const at::Tensor& x) const {
   const int64_t batch = x.size(0), length = x.size(1), hd = config.head_dim();
   const int64_t h = config.num_attention_heads, hkv = config.num_key_value_heads;
-  if (flavour == DecoderFlavour::kInternLM2) {
+  at::Tensor q, k, v;
+  if (qkv_layout == io::QkvLayout::kInternLM2Grouped) {
     // wqkv rows are grouped per kv head: [Hkv, H/Hkv queries + key + value, hd].
     const int64_t group = h / hkv;
     const auto fused = wqkv->forward(x).view({batch, length, hkv, group + 2, hd});
-    auto q = fused.slice(3, 0, group).reshape({batch, length, h, hd}).transpose(1, 2);
-    auto k = fused.select(3, group).transpose(1, 2);
-    auto v = fused.select(3, group + 1).transpose(1, 2);
-    return {q, k, v};
+    q = fused.slice(3, 0, group).reshape({batch, length, h, hd}).transpose(1, 2);
+    k = fused.select(3, group).transpose(1, 2);
+    v = fused.select(3, group + 1).transpose(1, 2);
+  } else {
+    q = q_proj->forward(x).view({batch, length, h, hd}).transpose(1, 2);
+    k = k_proj->forward(x).view({batch, length, hkv, hd}).transpose(1, 2);
+    v = v_proj->forward(x).view({batch, length, hkv, hd}).transpose(1, 2);
   }
-  auto q = q_proj->forward(x).view({batch, length, h, hd}).transpose(1, 2);
-  auto k = k_proj->forward(x).view({batch, length, hkv, hd}).transpose(1, 2);
-  auto v = v_proj->forward(x).view({batch, length, hkv, hd}).transpose(1, 2);
+  if (!q_norm.is_empty()) {
+    // Qwen3: RMSNorm over head_dim of every head, before RoPE.
+    q = q_norm->forward(q);
+    k = k_norm->forward(k);
+  }
   return {q, k, v};
 }
 
@@ -108,18 +138,23 @@ at::Tensor DecoderLayerImpl::forward_static(const at::Tensor& h_in, const at::Te
 }
 
 CausalLMImpl::CausalLMImpl(const io::LlmConfig& c, const nn::ParamInit& init)
-    : config_(c), flavour_(decoder_flavour(c)) {
-  auto model = register_module("model", std::make_shared<torch::nn::Module>());
-  const bool internlm2 = flavour_ == DecoderFlavour::kInternLM2;
-  auto embed = model->register_module(internlm2 ? "tok_embeddings" : "embed_tokens", std::make_shared<torch::nn::Module>());
+    : config_(c), family_(&decoder_family(c)) {
+  const auto& n = family_->names;
+  auto embed = path(*this, n.embed_tokens);
   embed_weight = embed->register_parameter("weight", at::empty({c.vocab_size, c.hidden_size}, init.options()));
-  layers = model->register_module("layers", torch::nn::ModuleList());
-  for (int i = 0; i < c.num_hidden_layers; ++i) layers->push_back(DecoderLayer(c, flavour_, init));
-  norm = model->register_module("norm", nn::Norm(nn::NormKind::kRMSNorm, c.hidden_size, c.rms_norm_eps, init));
+  auto layer_list = torch::nn::ModuleList();
+  for (int i = 0; i < c.num_hidden_layers; ++i) layer_list->push_back(DecoderLayer(c, *family_, init));
+  const auto layers_at = n.layers.rfind('.');
+  layers = (layers_at == std::string::npos ? static_cast<torch::nn::Module&>(*this) : *path(*this, n.layers.substr(0, layers_at)))
+               .register_module(n.layers.substr(layers_at == std::string::npos ? 0 : layers_at + 1), layer_list);
+  const auto norm_at = n.final_norm.rfind('.');
+  norm = (norm_at == std::string::npos ? static_cast<torch::nn::Module&>(*this) : *path(*this, n.final_norm.substr(0, norm_at)))
+             .register_module(n.final_norm.substr(norm_at == std::string::npos ? 0 : norm_at + 1),
+                              nn::Norm(nn::NormKind::kRMSNorm, c.hidden_size, c.rms_norm_eps, init));
   if (c.tie_word_embeddings) {
     output_weight = embed_weight;
   } else {
-    auto head = register_module(internlm2 ? "output" : "lm_head", std::make_shared<torch::nn::Module>());
+    auto head = path(*this, n.output_head);
     output_weight = head->register_parameter("weight", at::empty({c.vocab_size, c.hidden_size}, init.options()));
   }
 }

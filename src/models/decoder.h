@@ -1,27 +1,26 @@
-// Decoder-only language models of the chat checkpoints, with a KV cache:
-//  - LLaMA (transformers LlamaForCausalLM): embed_tokens, self_attn.{q,k,v,o}_proj,
-//    input_layernorm / post_attention_layernorm, mlp.{gate,up,down}_proj, lm_head.
-//  - InternLM2 (modeling_internlm2.py): tok_embeddings, attention.wqkv (grouped layout) / wo,
-//    attention_norm / ffn_norm, feed_forward.w1 (gate) / w3 (up) / w2 (down), output.
-// Both: RMSNorm, RoPE (rotate-half, rope_theta, linear/dynamic scaling), GQA, SwiGLU.
-// Parameter names are the official ones below `language_model.`.
+// Decoder-only language models of the chat checkpoints, with a KV cache, built from the family's
+// spec (io/llm_family.h; LLaMA, InternLM2, Qwen2, Qwen3): RMSNorm, RoPE (rotate-half,
+// rope_theta, linear/dynamic scaling), GQA, SwiGLU, optional q/k/v and o biases, optional
+// per-head q/k RMSNorm (Qwen3), InternLM2's grouped wqkv. Parameter names are the family's
+// official ones below `language_model.`.
 #pragma once
 
 #include <ATen/core/Tensor.h>
 #include <torch/nn/modules/container/modulelist.h>
 
 #include "io/config.h"
+#include "io/llm_family.h"
 #include "nn/kv_cache.h"
 #include "nn/layers.h"
 
 namespace internvl::models {
 
-enum class DecoderFlavour { kLlama, kInternLM2 };
-DecoderFlavour decoder_flavour(const io::LlmConfig& config);
+// The registered family of config.architecture; throws ConfigError when there is none.
+const io::LlmFamily& decoder_family(const io::LlmConfig& config);
 
 class DecoderLayerImpl : public torch::nn::Module {
  public:
-  DecoderLayerImpl(const io::LlmConfig& config, DecoderFlavour flavour, const nn::ParamInit& init);
+  DecoderLayerImpl(const io::LlmConfig& config, const io::LlmFamily& family, const nn::ParamInit& init);
   // h [B, L, D]; cos/sin [L, hd]; appends this layer's keys/values to `cache` (layer `index`).
   at::Tensor forward(const at::Tensor& h, const at::Tensor& cos, const at::Tensor& sin, nn::KVCache& cache,
                      int64_t index) const;
@@ -31,11 +30,12 @@ class DecoderLayerImpl : public torch::nn::Module {
                             int64_t index, const at::Tensor& position, const at::Tensor& lengths) const;
 
   io::LlmConfig config;
-  DecoderFlavour flavour;
+  io::QkvLayout qkv_layout = io::QkvLayout::kSeparate;
   bool force_aten = false;
   nn::Norm attn_norm{nullptr}, ffn_norm{nullptr};
-  nn::Linear wqkv{nullptr};                                  // InternLM2
-  nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr};  // LLaMA
+  nn::Linear wqkv{nullptr};                                      // QkvLayout::kInternLM2Grouped
+  nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr};  // QkvLayout::kSeparate
+  nn::Norm q_norm{nullptr}, k_norm{nullptr};                     // config.qk_norm
   nn::Linear o_proj{nullptr};
   nn::Linear gate{nullptr}, up{nullptr}, down{nullptr};
 
@@ -79,19 +79,19 @@ class CausalLMImpl : public torch::nn::Module {
 
   void set_force_aten(bool force);
   const io::LlmConfig& config() const { return config_; }
-  DecoderFlavour flavour() const { return flavour_; }
+  const io::LlmFamily& family() const { return *family_; }
   // The RoPE base used for a sequence of `seq_len` tokens (dynamic NTK scaling beyond the trained
   // length, as transformers' LlamaDynamicNTKScalingRotaryEmbedding / InternLM2's).
   double rope_base(int64_t seq_len) const;
 
-  at::Tensor embed_weight;   // embed_tokens.weight | tok_embeddings.weight [V, D]
-  at::Tensor output_weight;  // lm_head.weight | output.weight [V, D] (tied: embed_weight)
+  at::Tensor embed_weight;   // <names.embed_tokens>.weight [V, D]
+  at::Tensor output_weight;  // <names.output_head>.weight [V, D] (tied: embed_weight)
   torch::nn::ModuleList layers{nullptr};
   nn::Norm norm{nullptr};
 
  private:
   io::LlmConfig config_;
-  DecoderFlavour flavour_;
+  const io::LlmFamily* family_;
 };
 TORCH_MODULE(CausalLM);
 

@@ -72,11 +72,20 @@ std::string repl_line(const std::string& question) {
   return line + "\n";
 }
 
-std::string image_file(const json& conv) {
-  return internvl::testing::images_dir() + "/" + conv.at("image").get<std::string>();
+// `--image FILE` for every image of the conversation, in prompt order.
+std::vector<std::string> image_args(const json& conv) {
+  std::vector<std::string> args;
+  for (const auto& file : internvl::testing::conversation_images(conv)) {
+    args.insert(args.end(), {"--image", internvl::testing::images_dir() + "/" + file});
+  }
+  return args;
 }
 
-bool has_image(const json& conv) { return conv.contains("image") && conv.at("image").is_string(); }
+bool has_image(const json& conv) { return !internvl::testing::conversation_images(conv).empty(); }
+bool has_one_image(const json& conv) { return internvl::testing::conversation_images(conv).size() == 1; }
+std::string image_file(const json& conv) {
+  return internvl::testing::images_dir() + "/" + internvl::testing::conversation_images(conv).at(0);
+}
 bool has_history(const json& conv) {
   return conv.contains("history_in") && conv.at("history_in").is_array() && !conv.at("history_in").empty();
 }
@@ -152,7 +161,7 @@ TEST_P(ChatTool, OneShotMatchesOfficialChat) {
     SCOPED_TRACE(conv.at("key").get<std::string>());
     const std::string dump = temp_path("oneshot.safetensors");
     auto args = base_args(dump);
-    if (has_image(conv)) args.insert(args.end(), {"--image", image_file(conv)});
+    for (const auto& arg : image_args(conv)) args.push_back(arg);
     args.insert(args.end(), {"--prompt", conv.at("question").get<std::string>()});
     const ToolRun run = run_tool(args);
     ASSERT_EQ(run.status, 0) << describe(run);
@@ -205,7 +214,7 @@ TEST_P(ChatTool, MultiTurnConversationMatchesOfficialChat) {
     SCOPED_TRACE(conv.at("key").get<std::string>());
     const std::string dump = temp_path("multiturn.safetensors");
     auto args = base_args(dump);
-    if (has_image(conv)) args.insert(args.end(), {"--image", image_file(conv)});
+    for (const auto& arg : image_args(conv)) args.push_back(arg);
     std::string input;
     std::vector<std::string> answers;
     for (const auto& turn : conv.at("history_in")) {
@@ -229,7 +238,7 @@ TEST_P(ChatTool, MultiTurnConversationMatchesOfficialChat) {
 // /reset forgets the history and the images: the next question is a fresh text-only chat.
 // /quit stops reading (the question after it is never asked).
 TEST_P(ChatTool, ResetAndQuit) {
-  const json* with_image = find_conversation([](const json& c) { return !has_history(c) && has_image(c); });
+  const json* with_image = find_conversation([](const json& c) { return !has_history(c) && has_one_image(c); });
   const json* text_only = find_conversation([](const json& c) { return !has_history(c) && !has_image(c); });
   if (with_image == nullptr || text_only == nullptr) GTEST_SKIP() << fixture_ << " lacks the conversations needed";
   const std::string dump = temp_path("reset.safetensors");
@@ -252,7 +261,7 @@ TEST_P(ChatTool, ResetAndQuit) {
 // /image adds an image to the next question ("<image>\n" prepended when the question has none);
 // a path that cannot be read is an error and the conversation goes on.
 TEST_P(ChatTool, ImageCommand) {
-  const json* with_image = find_conversation([](const json& c) { return !has_history(c) && has_image(c); });
+  const json* with_image = find_conversation([](const json& c) { return !has_history(c) && has_one_image(c); });
   if (with_image == nullptr) GTEST_SKIP() << fixture_ << " has no image conversation without history";
   std::string question = with_image->at("question").get<std::string>();
   const std::string placeholder = "<image>\n";

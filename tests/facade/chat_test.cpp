@@ -27,9 +27,8 @@ class ChatFacade : public ::testing::TestWithParam<std::string> {
   ChatRequest request_for(const nlohmann::json& conversation) const {
     ChatRequest request;
     request.question = conversation.at("question").get<std::string>();
-    if (!conversation.at("image").is_null()) {
-      request.images.push_back(Image::from_file(
-          (fs::path(internvl::testing::images_dir()) / conversation.at("image").get<std::string>()).string()));
+    for (const auto& image : internvl::testing::conversation_images(conversation)) {
+      request.images.push_back(Image::from_file((fs::path(internvl::testing::images_dir()) / image).string()));
     }
     if (!conversation.at("history_in").is_null()) {
       for (const auto& turn : conversation.at("history_in")) {
@@ -159,6 +158,27 @@ TEST_P(ChatFacade, SeveralImagesFillSuccessivePlaceholders) {
   const auto count = std::count(result.input_ids.begin(), result.input_ids.end(), context_id);
   EXPECT_EQ(count, per_tile * (result.tiles_per_image[0] + result.tiles_per_image[1]));
   EXPECT_EQ(result.prompt.find("<image>"), std::string::npos);
+}
+
+// Several images without placeholders get the official README's "Image-k: <image>\n" lines: the
+// reference multi-image conversations, with those lines removed, give the same prompt.
+TEST_P(ChatFacade, SeveralImagesWithoutPlaceholdersGetTheReadmePrompt) {
+  int checked = 0;
+  for (const auto& conversation : ref_.at("inputs").at("conversations")) {
+    const auto images = internvl::testing::conversation_images(conversation);
+    if (images.size() < 2 || !conversation.at("history_in").is_null()) continue;
+    auto request = request_for(conversation);
+    std::string readme_prefix;
+    for (size_t i = 0; i < images.size(); ++i) readme_prefix += "Image-" + std::to_string(i + 1) + ": <image>\n";
+    if (request.question.rfind(readme_prefix, 0) != 0) continue;
+    request.question = request.question.substr(readme_prefix.size());
+    request.generation.max_new_tokens = 1;
+    const auto result = model_->chat(request);
+    EXPECT_EQ(result.prompt, conversation.at("prompt").get<std::string>());
+    EXPECT_EQ(result.input_ids, as_ids(conversation.at("input_ids")));
+    ++checked;
+  }
+  if (checked == 0) GTEST_SKIP() << fixture_ << " has no multi-image conversation in the README form";
 }
 
 TEST(ChatFacadeRetrieval, RetrievalCheckpointsRefuseChat) {

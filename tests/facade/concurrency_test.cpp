@@ -93,8 +93,8 @@ TEST(Concurrency, ChatEqualsSingleThreaded) {
       if (!conversation.at("history_in").is_null()) continue;
       ChatRequest request;
       request.question = conversation.at("question").get<std::string>();
-      if (!conversation.at("image").is_null()) {
-        request.images.push_back(Image::from_file(image_path(conversation.at("image").get<std::string>())));
+      for (const auto& image : internvl::testing::conversation_images(conversation)) {
+        request.images.push_back(Image::from_file(image_path(image)));
       }
       request.generation.max_new_tokens = ref.at("generation").at("max_new_tokens").get<int>();
       requests.push_back(request);

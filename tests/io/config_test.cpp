@@ -7,6 +7,7 @@
 
 #include "internvl/error.h"
 #include "io/config.h"
+#include "io/llm_family.h"
 #include "support/fixtures.h"
 
 namespace fs = std::filesystem;
@@ -46,7 +47,16 @@ TEST(Config, EveryFixtureParsesAndMatchesItsSummary) {
       EXPECT_EQ(c.llm.num_key_value_heads, ls.at("num_key_value_heads").get<int>());
       EXPECT_DOUBLE_EQ(c.llm.rope_theta, ls.at("rope_theta").get<double>());
       EXPECT_DOUBLE_EQ(c.llm.rms_norm_eps, ls.at("rms_norm_eps").get<double>());
-      if (ls.contains("rope_scaling")) EXPECT_EQ(c.llm.rope_scaling.has_value(), !ls.at("rope_scaling").is_null());
+      // Families whose official code ignores rope_scaling (4.37 Qwen2) drop it.
+      const bool reads_scaling = io::find_llm_family(c.llm.architecture)->reads_rope_scaling;
+      if (ls.contains("rope_scaling")) {
+        EXPECT_EQ(c.llm.rope_scaling.has_value(), reads_scaling && !ls.at("rope_scaling").is_null());
+      }
+      if (summary.contains("head_dim")) EXPECT_EQ(c.llm.head_dim(), summary.at("head_dim").get<int>());
+      if (ls.contains("head_dim")) EXPECT_EQ(c.llm.head_dim(), ls.at("head_dim").get<int>());
+      EXPECT_EQ(c.llm.num_attention_heads, ls.at("num_attention_heads").get<int>());
+      EXPECT_EQ(c.llm.num_hidden_layers, ls.at("num_hidden_layers").get<int>());
+      EXPECT_EQ(c.llm.intermediate_size, ls.at("intermediate_size").get<int>());
       EXPECT_EQ(c.template_name, summary.at("template").get<std::string>());
       EXPECT_EQ(c.ps_version, summary.at("ps_version").get<std::string>());
       EXPECT_EQ(c.select_layer, summary.at("select_layer").get<int>());
@@ -74,7 +84,43 @@ TEST(Config, DefaultsApplyWhenKeysAreAbsent) {
   EXPECT_DOUBLE_EQ(llama.rope_theta, 10000.0);
   const auto internlm2 = io::parse_llm_config(json{{"model_type", "internlm2"}}, "test");
   EXPECT_EQ(internlm2.architecture, "InternLM2ForCausalLM");
-  EXPECT_TRUE(internlm2.bias);
+  EXPECT_TRUE(internlm2.qkv_bias && internlm2.o_bias);
+  // Qwen2Attention: q/k/v biases, none on o_proj; Qwen3Config: head_dim 128, q/k norm, no biases.
+  const auto qwen2 = io::parse_llm_config(json{{"model_type", "qwen2"}}, "test");
+  EXPECT_EQ(qwen2.architecture, "Qwen2ForCausalLM");
+  EXPECT_TRUE(qwen2.qkv_bias);
+  EXPECT_FALSE(qwen2.o_bias);
+  EXPECT_FALSE(qwen2.qk_norm);
+  const auto qwen3 = io::parse_llm_config(json{{"model_type", "qwen3"}}, "test");
+  EXPECT_EQ(qwen3.head_dim(), 128);
+  EXPECT_TRUE(qwen3.qk_norm);
+  EXPECT_FALSE(qwen3.qkv_bias || qwen3.o_bias);
+  // 4.37 Qwen2 ignores rope_scaling; Qwen3 honours it.
+  const json scaling = {{"type", "dynamic"}, {"factor", 2.0}};
+  EXPECT_FALSE(io::parse_llm_config(json{{"model_type", "qwen2"}, {"rope_scaling", scaling}}, "t").rope_scaling);
+  EXPECT_TRUE(io::parse_llm_config(json{{"model_type", "qwen3"}, {"rope_scaling", scaling}}, "t").rope_scaling);
+}
+
+// Refused on purpose: UnsupportedError naming the field.
+TEST(Config, UnsupportedDecodersAndFeaturesAreRefusedNamingTheField) {
+  const auto expect_unsupported = [](const json& llm, const std::string& needle) {
+    try {
+      io::parse_llm_config(llm, "llm_config");
+      ADD_FAILURE() << "expected UnsupportedError for " << llm.dump();
+    } catch (const UnsupportedError& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  for (const auto& refused : io::refused_llms()) {
+    expect_unsupported(json{{"architectures", {refused.architecture}}}, "architectures");
+  }
+  for (const char* type : {"qwen2", "qwen3"}) {
+    expect_unsupported(json{{"model_type", type}, {"use_sliding_window", true}}, "use_sliding_window");
+  }
+  expect_unsupported(json{{"model_type", "qwen3"}, {"layer_types", {"full_attention", "sliding_attention"}}},
+                     "layer_types");
+  expect_unsupported(json{{"model_type", "qwen3"}, {"rope_scaling", {{"rope_type", "yarn"}, {"factor", 4.0}}}},
+                     "rope_scaling");
 }
 
 class ConfigFiles : public ::testing::Test {
@@ -112,51 +158,70 @@ TEST_F(ConfigFiles, MissingAndMalformedFilesAreConfigErrors) {
   expect_config_error([&] { io::read_config_json(array_path); }, "config.json");
 }
 
+// Every bad value is derived from the fixture's own config, for every chat fixture.
 TEST_F(ConfigFiles, BadValuesNameTheField) {
-  auto config = base();
-  if (config.is_null()) GTEST_SKIP() << "no chat fixture";
-  auto with = [&](auto edit) {
-    auto c = config;
-    edit(c);
-    return c;
-  };
-  expect_config_error([&] { io::detect_family(with([](json& c) { c["architectures"] = {"Unknown"}; }), "x"); },
-                      "architectures");
-  expect_config_error(
-      [&] { io::parse_internvl_chat_config(with([](json& c) { c["vision_config"]["hidden_size"] = "64"; }), "x"); },
-      "hidden_size");
-  expect_config_error(
-      [&] { io::parse_internvl_chat_config(with([](json& c) { c["vision_config"]["num_attention_heads"] = 7; }), "x"); },
-      "num_attention_heads");
-  expect_config_error(
-      [&] { io::parse_internvl_chat_config(with([](json& c) { c["vision_config"]["norm_type"] = "batch"; }), "x"); },
-      "norm_type");
-  expect_config_error([&] { io::parse_internvl_chat_config(with([](json& c) { c["ps_version"] = "v3"; }), "x"); },
-                      "ps_version");
-  expect_config_error([&] { io::parse_internvl_chat_config(with([](json& c) { c["select_layer"] = 99; }), "x"); },
-                      "select_layer");
-  expect_config_error(
-      [&] { io::parse_internvl_chat_config(with([](json& c) { c["llm_config"]["num_key_value_heads"] = 3; }), "x"); },
-      "num_key_value_heads");
-  expect_config_error(
-      [&] { io::parse_internvl_chat_config(with([](json& c) { c["llm_config"]["architectures"] = {"GPT2"}; }), "x"); },
-      "GPT2");
-  expect_config_error([&] { io::parse_internvl_chat_config(with([](json& c) { c.erase("llm_config"); }), "x"); },
-                      "llm_config");
-  expect_config_error(
-      [&] { io::parse_internvl_chat_config(with([](json& c) { c["downsample_ratio"] = 0.3; }), "x"); },
-      "downsample_ratio");
-  expect_config_error(
-      [&] {
-        io::parse_internvl_chat_config(with([](json& c) { c["llm_config"]["rope_scaling"] = {{"type", "yarn"}}; }), "x");
-      },
-      "rope_scaling");
+  const auto fixtures = internvl::testing::fixtures_with_architecture("InternVLChatModel");
+  if (fixtures.empty()) GTEST_SKIP() << "no chat fixture";
+  for (const auto& fixture : fixtures) {
+    SCOPED_TRACE(fixture);
+    const auto config = internvl::testing::fixture_config(fixture);
+    auto with = [&](auto edit) {
+      auto c = config;
+      edit(c);
+      return c;
+    };
+    const int vision_hidden = config["vision_config"]["hidden_size"].get<int>();
+    int non_divisor = 2;  // the smallest head count that does not divide the vision width
+    while (vision_hidden % non_divisor == 0) ++non_divisor;
+    const int vision_layers = config["vision_config"]["num_hidden_layers"].get<int>();
+    const int heads = config["llm_config"]["num_attention_heads"].get<int>();
+    expect_config_error([&] { io::detect_family(with([](json& c) { c["architectures"] = {"Unknown"}; }), "x"); },
+                        "architectures");
+    expect_config_error(
+        [&] { io::parse_internvl_chat_config(with([](json& c) { c["vision_config"]["hidden_size"] = "64"; }), "x"); },
+        "hidden_size");
+    expect_config_error(
+        [&] {
+          io::parse_internvl_chat_config(
+              with([&](json& c) { c["vision_config"]["num_attention_heads"] = non_divisor; }), "x");
+        },
+        "num_attention_heads");
+    expect_config_error(
+        [&] { io::parse_internvl_chat_config(with([](json& c) { c["vision_config"]["norm_type"] = "batch"; }), "x"); },
+        "norm_type");
+    expect_config_error([&] { io::parse_internvl_chat_config(with([](json& c) { c["ps_version"] = "v3"; }), "x"); },
+                        "ps_version");
+    expect_config_error(
+        [&] { io::parse_internvl_chat_config(with([&](json& c) { c["select_layer"] = vision_layers + 1; }), "x"); },
+        "select_layer");
+    expect_config_error(
+        [&] { io::parse_internvl_chat_config(with([&](json& c) { c["select_layer"] = -vision_layers - 1; }), "x"); },
+        "select_layer");
+    // heads + 1 never divides heads.
+    expect_config_error(
+        [&] {
+          io::parse_internvl_chat_config(with([&](json& c) { c["llm_config"]["num_key_value_heads"] = heads + 1; }),
+                                         "x");
+        },
+        "num_key_value_heads");
+    expect_config_error(
+        [&] { io::parse_internvl_chat_config(with([](json& c) { c["llm_config"]["architectures"] = {"GPT2"}; }), "x"); },
+        "GPT2");
+    expect_config_error([&] { io::parse_internvl_chat_config(with([](json& c) { c.erase("llm_config"); }), "x"); },
+                        "llm_config");
+    expect_config_error(
+        [&] { io::parse_internvl_chat_config(with([](json& c) { c["downsample_ratio"] = 0.3; }), "x"); },
+        "downsample_ratio");
+  }
 }
 
 // Negative, zero, fractional, out-of-range and wrongly typed sizes: ConfigError naming the field.
 TEST_F(ConfigFiles, NegativeZeroAndNonIntegerSizesNameTheField) {
-  auto config = base();
-  if (config.is_null()) GTEST_SKIP() << "no chat fixture";
+  const auto fixtures = internvl::testing::fixtures_with_architecture("InternVLChatModel");
+  if (fixtures.empty()) GTEST_SKIP() << "no chat fixture";
+  for (const auto& fixture : fixtures) {
+  SCOPED_TRACE(fixture);
+  const auto config = internvl::testing::fixture_config(fixture);
   struct Case {
     const char* section;  // "" = top level
     const char* field;
@@ -188,6 +253,7 @@ TEST_F(ConfigFiles, NegativeZeroAndNonIntegerSizesNameTheField) {
   edited["vision_config"]["hidden_size"] = -1;
   const auto path = write(edited.dump());
   expect_config_error([&] { io::parse_internvl_chat_config(io::read_config_json(path), path); }, "config.json");
+  }
 }
 
 // Values that contradict each other: heads not dividing the hidden size, the top-level
@@ -211,7 +277,10 @@ TEST_F(ConfigFiles, ContradictoryValuesNameTheFields) {
     expect_config_error([&] { io::detect_family(c, "x"); }, "architectures");
   }
   auto config = base();
-  if (config.is_null()) return;
+  if (config.is_null()) {
+    if (fixtures.empty()) GTEST_SKIP() << "no fixture";
+    return;
+  }
   config["vision_config"]["image_size"] = config["vision_config"]["patch_size"].get<int>() * 3 + 1;
   config.erase("force_image_size");
   expect_config_error([&] { io::parse_internvl_chat_config(config, "x"); }, "image_size");

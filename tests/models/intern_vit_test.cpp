@@ -59,7 +59,7 @@ std::vector<VisionCase> vision_cases(const std::string& fixture) {
   }
   if (inputs.contains("conversations") && internvl::testing::has_reference_tensor(fixture, "conv_image.vision_last_hidden_state")) {
     const std::string image = inputs.at("conversations").at(0).at("image").get<std::string>();
-    cases.push_back({image, reference_tensor(fixture, "images." + image + ".pixel_values"),
+    cases.push_back({image, internvl::testing::reference_pixel_values(fixture, image),
                      reference_tensor(fixture, "conv_image.vision_last_hidden_state")});
   }
   return cases;

@@ -23,8 +23,10 @@ class InternVLChatReference : public ::testing::TestWithParam<std::string> {
     fixture_ = GetParam();
     const auto json = io::read_config_json(internvl::testing::fixture_path(fixture_));
     config_ = io::parse_internvl_chat_config(json, fixture_);
+    const io::Checkpoint checkpoint(internvl::testing::fixture_path(fixture_));
+    io::resolve_output_head(config_.llm, checkpoint, "language_model.");  // as Model::load
     model_ = models::InternVLChat(config_, nn::ParamInit{});
-    report_ = io::load_state_dict(*model_, io::Checkpoint(internvl::testing::fixture_path(fixture_)));
+    report_ = io::load_state_dict(*model_, checkpoint);
     model_->eval();
     ref_ = internvl::testing::fixture_reference(fixture_);
     image_token_id_ = ref_.at("config_summary").at("img_context_token_id").get<int64_t>();
@@ -32,9 +34,11 @@ class InternVLChatReference : public ::testing::TestWithParam<std::string> {
 
   // Image features of a conversation (undefined for text-only ones).
   at::Tensor features_for(const nlohmann::json& conversation) {
-    if (conversation.at("image").is_null()) return {};
-    const auto image = conversation.at("image").get<std::string>();
-    return model_->extract_feature(reference_tensor(fixture_, "images." + image + ".pixel_values"));
+    const auto images = internvl::testing::conversation_images(conversation);
+    if (images.empty()) return {};
+    std::vector<at::Tensor> pixels;
+    for (const auto& image : images) pixels.push_back(internvl::testing::reference_pixel_values(fixture_, image));
+    return model_->extract_feature(at::cat(pixels, 0));
   }
 
   std::string fixture_;
@@ -48,12 +52,19 @@ class InternVLChatReference : public ::testing::TestWithParam<std::string> {
 
 TEST_P(InternVLChatReference, EveryCheckpointTensorIsUsed) {
   EXPECT_TRUE(report_.unused.empty()) << report_.unused.size() << " unused, first: " << report_.unused.front();
+  // The output head: the stored one when the checkpoint has it, else the embeddings (tied).
+  const auto tie = ref_.at("config_summary").find("tie_word_embeddings");
+  if (tie != ref_.at("config_summary").end() && tie->is_object()) {
+    EXPECT_EQ(config_.llm.tie_word_embeddings, !tie->at("lm_head_weight_in_checkpoint").get<bool>());
+  }
+  const auto& lm = model_->language_model;
+  EXPECT_EQ(lm->output_weight.data_ptr() == lm->embed_weight.data_ptr(), config_.llm.tie_word_embeddings);
   EXPECT_EQ(config_.num_image_token(), ref_.at("config_summary").at("num_image_token").get<int>());
 }
 
 TEST_P(InternVLChatReference, PixelShuffleAndExtractFeatureMatchOfficial) {
   const auto image = ref_.at("inputs").at("conversations").at(0).at("image").get<std::string>();
-  const auto pixels = reference_tensor(fixture_, "images." + image + ".pixel_values");
+  const auto pixels = internvl::testing::reference_pixel_values(fixture_, image);
   const auto shuffled = model_->pixel_shuffled(pixels);
   EXPECT_TRUE(AllCloseToReference(shuffled, reference_tensor(fixture_, "conv_image.pixel_shuffle_out")));
   EXPECT_TRUE(AllCloseToReference(model_->project(shuffled), reference_tensor(fixture_, "conv_image.extract_feature")));

@@ -178,4 +178,32 @@ void copy_checkpoint(const std::string& fixture, const std::string& destination,
   io::write_safetensors((fs::path(destination) / "model.safetensors").string(), tensors);
 }
 
+at::Tensor reference_pixel_values(const std::string& fixture, const std::string& image) {
+  const std::string prefix = "images." + image + ".";
+  if (has_reference_tensor(fixture, prefix + "pixel_values")) return reference_tensor(fixture, prefix + "pixel_values");
+  const auto u8 = reference_tensor(fixture, prefix + "pixel_values_u8").contiguous();  // [tiles, 3, H, W]
+  // ToTensor + Normalize(IMAGENET_MEAN, IMAGENET_STD) in float32, as the official transform.
+  constexpr float kMean[3] = {0.485f, 0.456f, 0.406f};
+  constexpr float kStd[3] = {0.229f, 0.224f, 0.225f};
+  auto out = at::empty(u8.sizes(), at::kFloat);
+  const int64_t plane = u8.size(2) * u8.size(3);
+  const auto* in = u8.data_ptr<uint8_t>();
+  auto* dst = out.data_ptr<float>();
+  for (int64_t i = 0; i < u8.numel(); ++i) {
+    const int c = static_cast<int>((i / plane) % 3);
+    dst[i] = (static_cast<float>(in[i]) / 255.0f - kMean[c]) / kStd[c];
+  }
+  return out;
+}
+
+std::vector<std::string> conversation_images(const nlohmann::json& conversation) {
+  std::vector<std::string> files;
+  if (conversation.contains("images") && conversation.at("images").is_array()) {
+    for (const auto& f : conversation.at("images")) files.push_back(f.get<std::string>());
+  } else if (conversation.contains("image") && !conversation.at("image").is_null()) {
+    files.push_back(conversation.at("image").get<std::string>());
+  }
+  return files;
+}
+
 }  // namespace internvl::testing

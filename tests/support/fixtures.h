@@ -28,6 +28,13 @@ nlohmann::json fixture_reference(const std::string& fixture);
 at::Tensor reference_tensor(const std::string& fixture, const std::string& name);
 bool has_reference_tensor(const std::string& fixture, const std::string& name);
 
+// load_image() pixel_values of `image` (a file of images/) for this fixture: the stored float
+// tensor, or (Qwen fixtures store only uint8 tiles) ToTensor + Normalize of `pixel_values_u8`,
+// which the fixtures README §1.4 shows is bit-exact.
+at::Tensor reference_pixel_values(const std::string& fixture, const std::string& image);
+// The image files of a reference conversation, in prompt order (`images`, else `image`).
+std::vector<std::string> conversation_images(const nlohmann::json& conversation);
+
 struct Closeness {
   double max_abs = 0;
   double rel_l2 = 0;
