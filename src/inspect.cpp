@@ -38,7 +38,14 @@ std::shared_ptr<torch::nn::Module> build_meta_model(io::ModelFamily family, cons
   }
   auto config = io::parse_internvl_chat_config(json, config_path);
   // The same output-head decision as Model::load (a stored head wins over the tie flag).
-  if (checkpoint) io::resolve_output_head(config.llm, *checkpoint, "language_model.");
+  if (checkpoint) {
+    try {
+      io::refuse_unknown_chat_modules(*checkpoint, config_path);
+    } catch (const Error& e) {
+      report.problems.push_back(e.what());
+    }
+    io::resolve_output_head(config.llm, *checkpoint, "language_model.");
+  }
   report.language_model = config.llm.architecture;
   report.chat_template = config.template_name;
   const auto names = tokenizer::conversation_template_names();

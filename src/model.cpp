@@ -420,7 +420,10 @@ Model Model::load(const std::string& directory, const LoadOptions& options) {
   info.vision_norm = vision_config.norm_type;
 
   const io::Checkpoint checkpoint(directory);
-  if (impl->chat_config) io::resolve_output_head(impl->chat_config->llm, checkpoint, "language_model.");
+  if (impl->chat_config) {
+    io::refuse_unknown_chat_modules(checkpoint, directory);
+    io::resolve_output_head(impl->chat_config->llm, checkpoint, "language_model.");
+  }
   if (options.check_memory && options.device == Device::kCPU) {
     // Parameters are allocated before they are filled: check first, fail with a clear error.
     if (const auto available = io::available_cpu_memory()) {

@@ -189,6 +189,16 @@ void resolve_output_head(LlmConfig& config, const Checkpoint& checkpoint, const 
   config.tie_word_embeddings = !stored && config.tie_word_embeddings;
 }
 
+void refuse_unknown_chat_modules(const Checkpoint& checkpoint, const std::string& source) {
+  for (const auto& name : checkpoint.names()) {
+    const std::string top = name.substr(0, name.find('.'));
+    INTERNVL_CHECK(top == "vision_model" || top == "mlp1" || top == "language_model", UnsupportedError, source,
+                   ": tensor '", name, "' belongs to a module ('", top,
+                   "') this library does not implement (InternVL-Chat has vision_model, mlp1 and language_model; "
+                   "the -Flash variants add a visual resolution router)");
+  }
+}
+
 InternVLConfig parse_internvl_config(const json& j, const std::string& source) {
   InternVLConfig c;
   c.vision = parse_vision_config(object_field(j, "vision_config", source), source);

@@ -110,6 +110,12 @@ class Checkpoint;
 // Sets config.tie_word_embeddings to the outcome.
 void resolve_output_head(LlmConfig& config, const Checkpoint& checkpoint, const std::string& prefix);
 
+// An InternVL-Chat checkpoint holds vision_model.*, mlp1.* and language_model.* only. Tensors of
+// any other top-level module belong to something this library does not implement (the -Flash
+// variants' visual resolution router): refused with UnsupportedError naming the first such tensor,
+// since ignoring them would silently change the model's answers.
+void refuse_unknown_chat_modules(const Checkpoint& checkpoint, const std::string& source);
+
 // `source` names the file in error messages.
 VisionConfig parse_vision_config(const nlohmann::json& json, const std::string& source);
 LlmConfig parse_llm_config(const nlohmann::json& json, const std::string& source);

@@ -226,4 +226,43 @@ TEST(ResourceBounds, CheckpointLargerThanMemoryIsRefused) {
   }
 }
 
+// Decoders and features refused on purpose fail at load with UnsupportedError naming the field,
+// and so does a checkpoint with modules this library does not implement (the -Flash router).
+TEST(UnsupportedCheckpoints, AreRefusedEarlyNamingTheFieldOrTensor) {
+  const auto fixtures = internvl::testing::fixtures_with_architecture("InternVLChatModel");
+  if (fixtures.empty()) GTEST_SKIP() << "no chat fixture";
+  const fs::path root = fs::path(::testing::TempDir()) / "internvl_unsupported";
+  for (const auto& fixture : fixtures) {
+    SCOPED_TRACE(fixture);
+    const fs::path dir = root / fixture;
+    fs::remove_all(dir);
+    internvl::testing::copy_checkpoint(fixture, dir.string(), "",
+                                       {{"pooling_before_gating.0.weight", at::ones({2, 2}, at::kBFloat16)}});
+    EXPECT_TRUE(Throws<UnsupportedError>([&] { Model::load(dir.string()); }, "pooling_before_gating.0.weight"));
+    const auto report = inspect_checkpoint(dir.string());
+    EXPECT_FALSE(report.ok());
+
+    internvl::testing::copy_checkpoint(fixture, dir.string());  // the plain copy loads
+    EXPECT_NO_THROW(Model::load(dir.string()));
+    const auto config_path = (dir / "config.json").string();
+    const auto original = internvl::testing::read_json(config_path);
+    const auto write_config = [&](const nlohmann::json& config) { std::ofstream(config_path) << config.dump(2); };
+    for (const auto& refused : {"Phi3ForCausalLM", "Qwen3MoeForCausalLM", "GptOssForCausalLM", "InternLM3ForCausalLM"}) {
+      auto config = original;
+      config["llm_config"]["architectures"] = {refused};
+      write_config(config);
+      EXPECT_TRUE(Throws<UnsupportedError>([&] { Model::load(dir.string()); }, "architectures"));
+    }
+    const auto arch = original.at("llm_config").at("architectures").at(0).get<std::string>();
+    if (arch.rfind("Qwen", 0) == 0) {
+      auto config = original;
+      config["llm_config"]["use_sliding_window"] = true;
+      write_config(config);
+      EXPECT_TRUE(Throws<UnsupportedError>([&] { Model::load(dir.string()); }, "use_sliding_window"));
+    }
+    write_config(original);
+  }
+  fs::remove_all(root);
+}
+
 }  // namespace

@@ -159,7 +159,8 @@ std::string FixtureName::operator()(const ::testing::TestParamInfo<std::string>&
                                        << (a - e).abs().max().item<int64_t>();
 }
 
-void copy_checkpoint(const std::string& fixture, const std::string& destination, const std::string& dropped_tensor) {
+void copy_checkpoint(const std::string& fixture, const std::string& destination, const std::string& dropped_tensor,
+                     const std::vector<std::pair<std::string, at::Tensor>>& extra_tensors) {
   const fs::path source = fixture_path(fixture);
   fs::create_directories(destination);
   for (const auto& entry : fs::directory_iterator(source)) {
@@ -175,6 +176,7 @@ void copy_checkpoint(const std::string& fixture, const std::string& destination,
     const auto& view = checkpoint.tensor(name);
     tensors.emplace_back(name, io::to_tensor(view, io::to_scalar_type(view.dtype)));
   }
+  tensors.insert(tensors.end(), extra_tensors.begin(), extra_tensors.end());
   io::write_safetensors((fs::path(destination) / "model.safetensors").string(), tensors);
 }
 

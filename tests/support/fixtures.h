@@ -56,7 +56,8 @@ struct FixtureName {
 // Copies a fixture's checkpoint folder (config, tokenizer files, weights; not the references) to
 // `destination`, rewriting the weights without `dropped_tensor` when it is not empty.
 void copy_checkpoint(const std::string& fixture, const std::string& destination,
-                     const std::string& dropped_tensor = "");
+                     const std::string& dropped_tensor = "",
+                     const std::vector<std::pair<std::string, at::Tensor>>& extra_tensors = {});
 
 // Exact equality (for uint8 pixels and int64 ids), reporting the first mismatch.
 ::testing::AssertionResult TensorsEqual(const at::Tensor& actual, const at::Tensor& expected);
