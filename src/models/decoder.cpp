@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "common/check.h"
+#include "kernels/cpu_gemv.h"
 #include "nn/attention.h"
 #include "nn/rotary.h"
 
@@ -239,6 +240,9 @@ at::Tensor CausalLMImpl::forward_static(const at::Tensor& inputs_embeds, nn::KVC
   return norm->forward(h);
 }
 
-at::Tensor CausalLMImpl::logits(const at::Tensor& hidden) const { return at::linear(hidden, output_weight); }
+at::Tensor CausalLMImpl::logits(const at::Tensor& hidden) const {
+  if (kernels::cpu_gemv_supported(hidden, output_weight, {})) return kernels::cpu_gemv(hidden, output_weight, {});
+  return at::linear(hidden, output_weight);
+}
 
 }  // namespace internvl::models

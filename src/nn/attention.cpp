@@ -24,7 +24,9 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
     return kernels::attention(q, k, v, options.causal, scale);
   }
   at::Tensor keys = k, values = v;
-  if (kv_heads != heads) {
+  // On CPU, SDPA serves grouped heads itself (enable_gqa): no copy of the repeated K/V per step.
+  const bool native_gqa = kv_heads != heads && q.device().is_cpu();
+  if (kv_heads != heads && !native_gqa) {
     // Each kv head serves heads/kv_heads consecutive query heads.
     // (expand + reshape rather than repeat_interleave, whose ATen form may read a size on the
     // host, which a CUDA graph capture forbids; the values and layout are the same.)
@@ -46,7 +48,8 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
   }
   // ATen's CPU flash path and the math path both accumulate in float32.
   return at::scaled_dot_product_attention(q, keys, values, attend_mask.defined() ? std::optional<at::Tensor>(attend_mask) : std::nullopt,
-                                          /*dropout_p=*/0.0, options.causal && !attend_mask.defined(), options.scale);
+                                          /*dropout_p=*/0.0, options.causal && !attend_mask.defined(), options.scale,
+                                          /*enable_gqa=*/native_gqa);
 }
 
 at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache,

@@ -9,6 +9,7 @@
 #include <mutex>
 
 #include "common/check.h"
+#include "kernels/cpu_gemv.h"
 #include "kernels/cuda_ops.h"
 
 namespace internvl::nn {
@@ -18,7 +19,11 @@ LinearImpl::LinearImpl(int64_t in_features, int64_t out_features, bool with_bias
   if (with_bias) bias = register_parameter("bias", at::empty({out_features}, init.options()));
 }
 
-at::Tensor LinearImpl::forward(const at::Tensor& x) const { return at::linear(x, weight, bias); }
+at::Tensor LinearImpl::forward(const at::Tensor& x) const {
+  // Decode steps (a few rows) on CPU: a bandwidth-bound GEMV that streams the weights faster.
+  if (kernels::cpu_gemv_supported(x, weight, bias)) return kernels::cpu_gemv(x, weight, bias);
+  return at::linear(x, weight, bias);
+}
 
 NormKind parse_norm_kind(const std::string& norm_type) {
   if (norm_type == "rms_norm") return NormKind::kRMSNorm;

@@ -1,0 +1,148 @@
+#include "kernels/cpu_gemv.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <ATen/core/grad_mode.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define INTERNVL_GEMV_X86 1
+#endif
+
+#include "common/check.h"
+
+namespace internvl::kernels {
+namespace {
+
+std::atomic<bool>& enabled_flag() {
+  static std::atomic<bool> flag{[] {
+    const char* env = std::getenv("INTERNVL_CPU_GEMV");
+    return env == nullptr || std::strcmp(env, "0") != 0;
+  }()};
+  return flag;
+}
+
+// Rows [n0, n1) of y[m][n] = dot(x[m], w[n]) + b[n] (m < rows), portable loop.
+void gemv_plain(const float* x, int64_t rows, const float* w, const float* b, float* y, int64_t k, int64_t n,
+                int64_t n0, int64_t n1) {
+  for (int64_t j = n0; j < n1; ++j) {
+    const float* wr = w + j * k;
+    for (int64_t m = 0; m < rows; ++m) {
+      const float* xr = x + m * k;
+      float acc = 0.f;
+      for (int64_t i = 0; i < k; ++i) acc += xr[i] * wr[i];
+      y[m * n + j] = acc + (b ? b[j] : 0.f);
+    }
+  }
+}
+
+#ifdef INTERNVL_GEMV_X86
+__attribute__((target("avx2,fma"))) inline float hsum(__m256 v) {
+  const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_add_ss(t, _mm_shuffle_ps(t, t, 1)));
+}
+
+// Four weight rows at a time against each x row: every weight is loaded once per call.
+template <int kRows>
+__attribute__((target("avx2,fma"))) void gemv_avx2(const float* x, const float* w, const float* b, float* y,
+                                                    int64_t k, int64_t n, int64_t n0, int64_t n1) {
+  const int64_t k8 = k & ~int64_t{7};
+  int64_t j = n0;
+  for (; j + 4 <= n1; j += 4) {
+    const float* w0 = w + j * k;
+    const float* w1 = w0 + k;
+    const float* w2 = w1 + k;
+    const float* w3 = w2 + k;
+    __m256 acc[kRows][4];
+    for (int m = 0; m < kRows; ++m)
+      for (int r = 0; r < 4; ++r) acc[m][r] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < k8; i += 8) {
+      const __m256 a0 = _mm256_loadu_ps(w0 + i), a1 = _mm256_loadu_ps(w1 + i);
+      const __m256 a2 = _mm256_loadu_ps(w2 + i), a3 = _mm256_loadu_ps(w3 + i);
+      for (int m = 0; m < kRows; ++m) {
+        const __m256 xv = _mm256_loadu_ps(x + m * k + i);
+        acc[m][0] = _mm256_fmadd_ps(a0, xv, acc[m][0]);
+        acc[m][1] = _mm256_fmadd_ps(a1, xv, acc[m][1]);
+        acc[m][2] = _mm256_fmadd_ps(a2, xv, acc[m][2]);
+        acc[m][3] = _mm256_fmadd_ps(a3, xv, acc[m][3]);
+      }
+    }
+    for (int m = 0; m < kRows; ++m) {
+      const float* xr = x + m * k;
+      const float* wr[4] = {w0, w1, w2, w3};
+      for (int r = 0; r < 4; ++r) {
+        float s = hsum(acc[m][r]);
+        for (int64_t i = k8; i < k; ++i) s += xr[i] * wr[r][i];
+        y[m * n + j + r] = s + (b ? b[j + r] : 0.f);
+      }
+    }
+  }
+  if (j < n1) gemv_plain(x, kRows, w, b, y, k, n, j, n1);
+}
+
+bool has_avx2_fma() {
+  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return yes;
+}
+#endif
+
+void gemv_range(const float* x, int64_t rows, const float* w, const float* b, float* y, int64_t k, int64_t n,
+                int64_t n0, int64_t n1) {
+#ifdef INTERNVL_GEMV_X86
+  if (has_avx2_fma()) {
+    switch (rows) {
+      case 1: return gemv_avx2<1>(x, w, b, y, k, n, n0, n1);
+      case 2: return gemv_avx2<2>(x, w, b, y, k, n, n0, n1);
+      case 3: return gemv_avx2<3>(x, w, b, y, k, n, n0, n1);
+      default: return gemv_avx2<4>(x, w, b, y, k, n, n0, n1);
+    }
+  }
+#endif
+  gemv_plain(x, rows, w, b, y, k, n, n0, n1);
+}
+
+}  // namespace
+
+void set_cpu_gemv_enabled(bool enabled) { enabled_flag() = enabled; }
+bool cpu_gemv_enabled() { return enabled_flag(); }
+
+bool cpu_gemv_supported(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias) {
+  if (!cpu_gemv_enabled() || !x.defined() || !w.defined()) return false;
+  if (!x.device().is_cpu() || !w.device().is_cpu() || x.scalar_type() != at::kFloat || w.scalar_type() != at::kFloat)
+    return false;
+  if (w.dim() != 2 || !w.is_contiguous() || x.dim() < 1 || x.size(-1) != w.size(1) || w.size(1) == 0) return false;
+  if (bias.defined() && (bias.scalar_type() != at::kFloat || !bias.device().is_cpu() || bias.numel() != w.size(0)))
+    return false;
+  const int64_t rows = x.numel() / w.size(1);
+  // No autograd graph is recorded through it (parameters keep requires_grad under NoGradGuard).
+  const bool needs_grad = at::GradMode::is_enabled() && (x.requires_grad() || w.requires_grad() ||
+                                                          (bias.defined() && bias.requires_grad()));
+  return rows >= 1 && rows <= kCpuGemvMaxRows && !needs_grad;
+}
+
+at::Tensor cpu_gemv(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias) {
+  INTERNVL_CHECK(cpu_gemv_supported(x, w, bias), InvalidArgument, "cpu_gemv: unsupported inputs");
+  const int64_t k = w.size(1), n = w.size(0), rows = x.numel() / k;
+  const auto xc = x.contiguous();
+  const auto bc = bias.defined() ? bias.contiguous() : bias;
+  auto sizes = x.sizes().vec();
+  sizes.back() = n;
+  auto y = at::empty(sizes, x.options());
+  const float* xp = xc.data_ptr<float>();
+  const float* wp = w.data_ptr<float>();
+  const float* bp = bc.defined() ? bc.data_ptr<float>() : nullptr;
+  float* yp = y.data_ptr<float>();
+  // Chunks of whole 4-row groups, at least 256 KiB of weights each (thread start-up is not free).
+  const int64_t grain = std::max<int64_t>(4, ((256 * 1024 / 4) / k + 3) & ~int64_t{3});
+  at::parallel_for(0, (n + 3) / 4, grain / 4, [&](int64_t g0, int64_t g1) {
+    gemv_range(xp, rows, wp, bp, yp, k, n, g0 * 4, std::min(n, g1 * 4));
+  });
+  return y;
+}
+
+}  // namespace internvl::kernels
