@@ -45,6 +45,8 @@ message(STATUS "InternVL: CUDA kernels ${INTERNVL_CUDA_ENABLED}")
 
 find_package(OpenCVModules REQUIRED)
 find_package(SentencePiece REQUIRED)
+find_package(PCRE2 REQUIRED)     # the BPE pre-tokenizer regex
+find_package(utf8proc REQUIRED)  # NFC for the BPE tokenizer
 find_package(Eigen3 3.3 REQUIRED NO_MODULE)
 find_package(nlohmann_json 3 REQUIRED)
 find_package(GIF REQUIRED)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything the build needs on a fresh Debian 12 machine. Idempotent.
-#   apt: compilers' companions (SentencePiece, OpenCV, Eigen, nlohmann-json, GoogleTest, Benchmark, ninja, ccache, giflib, FAISS, Doxygen)
+#   apt: compilers' companions (SentencePiece, PCRE2, utf8proc, OpenCV, Eigen, nlohmann-json, GoogleTest, Benchmark, ninja, ccache, giflib, FAISS, Doxygen)
 #   PyPI: torch (LibTorch inside the wheel) into a project-local venv, pinned.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,7 +9,7 @@ VENV="${INTERNVL_VENV:-$PWD/.venv}"
 
 APT_PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config
-  libsentencepiece-dev
+  libsentencepiece-dev libpcre2-dev libutf8proc-dev
   libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev
   libgif-dev libeigen3-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev

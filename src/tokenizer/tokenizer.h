@@ -1,13 +1,17 @@
-// SentencePiece tokenizers of the InternVL families, reproducing the Hugging Face *slow* tokenizers
-// the official code runs (transformers 4.37):
+// The tokenizers of the InternVL families, reproducing the Hugging Face *slow* tokenizers the
+// official code runs. Two backends behind one Tokenizer type:
+//   SentencePiece (tokenizer.model; transformers 4.37):
 //   * LlamaTokenizer, legacy=true   — QLLaMA / InternVL-14B (InternVL-C/G text encoder)
 //   * LlamaTokenizer, legacy=false  — InternVL-Chat-V1-2 style checkpoints (template Hermes-2)
 //   * InternLM2Tokenizer            — InternVL2 InternLM2 checkpoints (tokenization_internlm2.py)
+//   byte-level BPE (vocab.json + merges.txt, or tokenizer.json):
+//   * Qwen2Tokenizer                — InternVL2 / 2.5 / 3 / 3.5 Qwen2, Qwen2.5 and Qwen3 checkpoints
 //
 // Encoding follows PreTrainedTokenizer.tokenize: the text is first split on every added / special
 // token string (leftmost, longest first, like its Trie), honouring each AddedToken's
-// lstrip / rstrip / single_word flags; the remaining segments go to SentencePiece with the
-// flavour's dummy-prefix rule; ids come from convert_tokens_to_ids (added tokens first).
+// lstrip / rstrip / single_word flags; the remaining segments go to the backend (SentencePiece
+// with the flavour's dummy-prefix rule; Qwen's pre-tokenizer regex + BPE after NFC of the whole
+// text); ids come from convert_tokens_to_ids (added tokens first).
 // Decoding follows PreTrainedTokenizer._decode + the class's convert_tokens_to_string.
 #pragma once
 
@@ -25,6 +29,7 @@ enum class TokenizerFlavour {
   kLlamaLegacy,   // transformers LlamaTokenizer with legacy=true (every segment gets a dummy prefix)
   kLlama,         // transformers LlamaTokenizer with legacy=false (one '▁' for the whole text)
   kInternLM2,     // official InternLM2Tokenizer (every segment gets a dummy prefix)
+  kQwen2Bpe,      // transformers Qwen2Tokenizer (byte-level BPE; Qwen2, Qwen2.5, Qwen3)
 };
 
 const char* to_string(TokenizerFlavour flavour);
@@ -47,7 +52,9 @@ struct AddedToken {
 
 struct DecodeOptions {
   bool skip_special_tokens = false;           // drop bos/eos/unk/pad and additional special tokens
-  bool spaces_between_special_tokens = true;  // _decode's default: join added-token pieces with ' '
+  // Join added-token pieces with ' '; default: the class's _decode default (true, but false for
+  // Qwen2Tokenizer).
+  std::optional<bool> spaces_between_special_tokens;
   std::optional<bool> clean_up_tokenization_spaces;  // default: tokenizer_config.json's value
 };
 
@@ -57,16 +64,23 @@ struct RetrievalEncoding {
   int64_t length = 0;              // tokens before padding (the official mask is `input_ids > 0`)
 };
 
+class TokenizerBackend;
+
 class Tokenizer {
  public:
-  // Loads `<dir>/tokenizer.model`, `tokenizer_config.json`, `special_tokens_map.json`,
-  // `added_tokens.json` (the last three optional). Throws ConfigError naming the offending file.
+  // Loads the vocabulary — `<dir>/tokenizer.model` (SentencePiece), else `vocab.json` +
+  // `merges.txt` (BPE), else `tokenizer.json` (BPE); an explicit flavour picks the backend — and
+  // the optional `tokenizer_config.json`, `special_tokens_map.json`, `added_tokens.json`.
+  // Throws ConfigError naming the offending file.
   explicit Tokenizer(const std::string& dir, const TokenizerOptions& options = {});
   ~Tokenizer();
   Tokenizer(Tokenizer&&) noexcept;
   Tokenizer& operator=(Tokenizer&&) noexcept;
   Tokenizer(const Tokenizer&) = delete;
   Tokenizer& operator=(const Tokenizer&) = delete;
+
+  // True when `dir` holds the files of one of the backends (see the constructor).
+  static bool has_tokenizer_files(const std::string& dir);
 
   TokenizerFlavour flavour() const;
   const std::string& directory() const;
@@ -85,16 +99,18 @@ class Tokenizer {
   RetrievalEncoding encode_for_retrieval(std::string_view text, int64_t max_length = 80,
                                          std::string_view prefix = "summarize:") const;
 
-  // len(tokenizer): SentencePiece pieces plus added tokens beyond them.
+  // len(tokenizer): the base vocabulary plus added tokens beyond it.
   int64_t vocab_size() const;
-  // SentencePiece pieces only (the class's `vocab_size` property).
-  int64_t sp_vocab_size() const;
+  // The base vocabulary only (the class's `vocab_size` property): SentencePiece pieces or
+  // vocab.json entries.
+  int64_t base_vocab_size() const;
+  int64_t sp_vocab_size() const { return base_vocab_size(); }
 
   // convert_ids_to_tokens (added tokens first). Throws InvalidArgument when out of range.
   std::string id_to_piece(int64_t id) const;
-  // convert_tokens_to_ids: added tokens, then SentencePiece (unknown strings give unk_id()).
+  // convert_tokens_to_ids: added tokens, then the base vocabulary (unknown strings give unk_id()).
   int64_t token_to_id(std::string_view token) const;
-  // The id of an exact added token or SentencePiece piece; nullopt when neither exists.
+  // The id of an exact added token or base token; nullopt when neither exists.
   std::optional<int64_t> find_token(std::string_view token) const;
 
   // Special tokens (-1 when the tokenizer has none).
@@ -117,17 +133,18 @@ class Tokenizer {
   void set_add_bos_token(bool value);
   void set_add_eos_token(bool value);
 
-  class Impl;
+  // The backend (for the stream decoder and tests of internals).
+  const TokenizerBackend& backend() const { return *backend_; }
 
  private:
-  friend class StreamDecoder;
-  std::unique_ptr<Impl> impl_;
+  std::unique_ptr<TokenizerBackend> backend_;
 };
 
 // Incremental detokenizer for generation: push ids one at a time and get the newly completed
 // text. The concatenation of every push() and a final flush() equals
-// tokenizer.decode(all ids, options). Text is held back while it may still change:
-//   * an incomplete UTF-8 sequence of byte pieces (shown as U+FFFD by decode until complete);
+// tokenizer.decode(all ids, options). Text is held back while it may still change (the backend
+// says how much of the decoded window is final):
+//   * an incomplete UTF-8 sequence of byte pieces / BPE bytes (U+FFFD in decode until complete);
 //   * with clean_up_tokenization (always for InternLM2), a tail whose cleanup could still
 //     change (" ." -> ".", " n't", " ' " ...);
 //   * with special tokens kept (skip_special_tokens=false) for InternLM2 / legacy LLaMA, the text
@@ -151,13 +168,11 @@ class StreamDecoder {
   const std::string& emitted() const { return emitted_; }
 
  private:
-  // How much of `text` = decode(tokens) can no longer change, whatever tokens follow.
-  size_t stable_length(const std::vector<std::string>& tokens, const std::string& text) const;
   // Emits rest-of-window text up to `stable` (window coordinates); returns the new text.
   std::string emit(const std::string& window_text, size_t stable);
   void maybe_checkpoint(const std::string& window_text, size_t stable);
 
-  const Tokenizer::Impl* impl_;  // stays valid when the Tokenizer object is moved
+  const TokenizerBackend* backend_;  // stays valid when the Tokenizer object is moved
   DecodeOptions options_;
   std::vector<int64_t> ids_;
   std::vector<std::string> window_;  // context tokens, then the tokens since the last checkpoint

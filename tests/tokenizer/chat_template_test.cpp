@@ -83,7 +83,9 @@ TEST(ChatTemplate, ResponsesMatchReference) {
     if (summary.contains("eos_token_id_used_by_chat"))
       EXPECT_EQ(tokenizer.token_to_id(conversation.eos_token()), summary["eos_token_id_used_by_chat"].get<int64_t>());
     DecodeOptions options;
-    options.skip_special_tokens = true;
+    // The official response decode (skip_special_tokens=True except the InternVL3.5 code).
+    const std::string response_decode = ref.value("generation", json::object()).value("response_decode", "");
+    options.skip_special_tokens = response_decode.find("skip_special_tokens=False") == std::string::npos;
     for (const auto& conv : ref["inputs"]["conversations"]) {
       SCOPED_TRACE(conv["key"].get<std::string>());
       const auto generated = conv["generated_ids"].get<std::vector<int64_t>>();
