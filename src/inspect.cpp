@@ -145,16 +145,18 @@ CheckpointReport inspect_checkpoint(const std::string& directory) {
     }
   }
 
-  if (fs::exists(fs::path(directory) / "tokenizer.model")) {  // TODO(merge bpe): Tokenizer::has_tokenizer_files
+  if (tokenizer::Tokenizer::has_tokenizer_files(directory)) {
     try {
       tokenizer::Tokenizer tok(directory);
       report.has_tokenizer = true;
+      report.tokenizer = tokenizer::to_string(tok.flavour());
     } catch (const Error& e) {
       report.problems.push_back(e.what());
     }
   } else if (!report.architecture.empty()) {
     // Both families tokenize text (retrieval captions, chat prompts).
-    report.problems.push_back("tokenizer.model not found in '" + directory + "'");
+    report.problems.push_back("no tokenizer in '" + directory +
+                              "' (tokenizer.model, vocab.json + merges.txt, or tokenizer.json)");
   }
   return report;
 }

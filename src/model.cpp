@@ -452,7 +452,7 @@ Model Model::load(const std::string& directory, const LoadOptions& options) {
   info.unused_weights = report.unused;
   for (const auto& p : root->parameters(true)) info.num_parameters += p.numel();
 
-  if (fs::exists(fs::path(directory) / "tokenizer.model")) {  // TODO(merge bpe): Tokenizer::has_tokenizer_files
+  if (tokenizer::Tokenizer::has_tokenizer_files(directory)) {
     impl->tokenizer = std::make_unique<tokenizer::Tokenizer>(directory);
   }
   impl->model_id = make_model_id(info, config_path, checkpoint);

@@ -72,7 +72,7 @@ int main(int argc, char** argv) {
     std::printf("template      %s (%s)\n", report.chat_template.c_str(),
                 report.template_supported ? "supported" : "NOT supported");
   }
-  std::printf("tokenizer     %s\n", report.has_tokenizer ? "tokenizer.model ok" : "missing or unreadable");
+  std::printf("tokenizer     %s\n", report.has_tokenizer ? (report.tokenizer + " ok").c_str() : "missing or unreadable");
   std::printf("parameters    %llu in the model, %llu elements in %llu checkpoint tensors (%s on disk)\n",
               static_cast<unsigned long long>(report.num_parameters),
               static_cast<unsigned long long>(report.checkpoint_elements),

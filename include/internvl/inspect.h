@@ -29,7 +29,8 @@ struct CheckpointReport {
   std::string language_model;  ///< QLLaMA / chat LLM architecture
   std::string chat_template;   ///< config.json `template` (chat models)
   bool template_supported = false;  ///< the template is one this library implements
-  bool has_tokenizer = false;  ///< tokenizer.model present and loadable
+  bool has_tokenizer = false;  ///< tokenizer files present and loadable
+  std::string tokenizer;       ///< the tokenizer class reproduced (e.g. "Qwen2Tokenizer"), empty when none
 
   uint64_t num_parameters = 0;       ///< parameters the library's model of this config has
   uint64_t checkpoint_tensors = 0;   ///< tensors in the safetensors files
