@@ -142,8 +142,12 @@ void Conversation::reset() {
 
 std::string Conversation::question_to_send(const std::string& question) const {
   if (new_images() == 0 || question.find("<image>") != std::string::npos) return question;
+  // One image: chat()'s "<image>\n"; several: the official README's "Image-k: <image>\n", numbered
+  // across the conversation.
   std::string placed;
-  for (std::size_t i = 0; i < new_images(); ++i) placed += "<image>\n";
+  for (std::size_t i = 0; i < new_images(); ++i) {
+    placed += images_.size() > 1 ? "Image-" + std::to_string(introduced_ + i + 1) + ": <image>\n" : "<image>\n";
+  }
   return placed + question;
 }
 
