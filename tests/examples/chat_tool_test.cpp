@@ -182,6 +182,32 @@ TEST_P(ChatTool, OneShotMatchesOfficialChat) {
   if (checked == 0) GTEST_SKIP() << fixture_ << " has no conversation without history";
 }
 
+// Several images in the REPL without placeholders: the tool labels them "Image-k: <image>\n" as
+// the official README does, so a reference multi-image conversation in that form, asked without
+// those lines, gives the same prompt ids and answer.
+TEST_P(ChatTool, SeveralImagesInTheReplGetTheReadmeLabels) {
+  int checked = 0;
+  for (const auto& conv : conversations_) {
+    const auto images = internvl::testing::conversation_images(conv);
+    if (has_history(conv) || images.size() < 2) continue;
+    std::string question = conv.at("question").get<std::string>(), labels;
+    for (size_t i = 0; i < images.size(); ++i) labels += "Image-" + std::to_string(i + 1) + ": <image>\n";
+    if (question.rfind(labels, 0) != 0) continue;
+    SCOPED_TRACE(conv.at("key").get<std::string>());
+    std::string input;
+    for (const auto& file : images) input += "/image " + internvl::testing::images_dir() + "/" + file + "\n";
+    input += repl_line(question.substr(labels.size()));
+    const std::string dump = temp_path("labels.safetensors");
+    const ToolRun run = run_tool(base_args(dump), input);
+    ASSERT_EQ(run.status, 0) << describe(run);
+    EXPECT_TRUE(contains(run.out, conv.at("response").get<std::string>())) << describe(run);
+    expect_dump_matches(dump, conv);
+    ::unlink(dump.c_str());
+    ++checked;
+  }
+  if (checked == 0) GTEST_SKIP() << fixture_ << " has no multi-image conversation in the README form";
+}
+
 // --greedy wins over sampling flags; a fixed --seed makes sampling reproducible.
 TEST_P(ChatTool, GreedyOverridesSamplingAndSeedsReproduce) {
   const json* conv = find_conversation([](const json& c) { return !has_history(c) && !has_image(c); });
