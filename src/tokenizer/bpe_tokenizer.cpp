@@ -300,27 +300,128 @@ BpeTokenizer::BpeTokenizer(const std::string& dir, const TokenizerConfigFiles& f
 
 namespace {
 
-// vocab.json / model.vocab into encoder and decoder tables.
-void read_vocab_object(const json& vocab, const std::string& source, std::unordered_map<std::string, int64_t>* encoder,
-                       std::vector<std::string>* decoder, std::vector<char>* has_id) {
+using VocabEntries = std::vector<std::pair<std::string, int64_t>>;
+
+// The entries of a vocabulary object, checked: ids are integers in [0, kMaxTokenId).
+VocabEntries vocab_entries(const json& vocab, const std::string& source) {
   INTERNVL_CHECK(vocab.is_object(), ConfigError, source, ": the vocabulary must be a JSON object {token: id}");
-  INTERNVL_CHECK(!vocab.empty(), ConfigError, source, ": the vocabulary is empty");
-  encoder->reserve(vocab.size());
-  int64_t max_id = -1;
+  VocabEntries entries;
+  entries.reserve(vocab.size());
   for (const auto& [token, id] : vocab.items()) {
     INTERNVL_CHECK(id.is_number_integer() && id.get<int64_t>() >= 0 && id.get<int64_t>() < kMaxTokenId, ConfigError,
                    source, ": the id of '", token, "' must be an integer in [0, ", kMaxTokenId, ")");
-    const int64_t value = id.get<int64_t>();
-    (*encoder)[token] = value;
-    max_id = std::max(max_id, value);
+    entries.emplace_back(token, id.get<int64_t>());
+  }
+  return entries;
+}
+
+// Entries into encoder and decoder tables.
+void build_vocab(const VocabEntries& entries, const std::string& source,
+                 std::unordered_map<std::string, int64_t>* encoder, std::vector<std::string>* decoder,
+                 std::vector<char>* has_id) {
+  INTERNVL_CHECK(!entries.empty(), ConfigError, source, ": the vocabulary is empty");
+  encoder->reserve(entries.size());
+  int64_t max_id = -1;
+  for (const auto& [token, id] : entries) {
+    (*encoder)[token] = id;  // json.load: a repeated key keeps its last id
+    max_id = std::max(max_id, id);
   }
   decoder->assign(static_cast<size_t>(max_id + 1), std::string());
   has_id->assign(static_cast<size_t>(max_id + 1), 0);
-  // decoder = {v: k}: the last token with a given id wins, in file order.
-  for (const auto& [token, id] : vocab.items()) {
-    (*decoder)[static_cast<size_t>(id.get<int64_t>())] = token;
-    (*has_id)[static_cast<size_t>(id.get<int64_t>())] = 1;
+  // decoder = {v: k for k, v in encoder.items()}: the last token with a given id wins.
+  for (const auto& [token, id] : entries) {
+    if (encoder->at(token) != id) continue;  // superseded by a later repeat of the key
+    (*decoder)[static_cast<size_t>(id)] = token;
+    (*has_id)[static_cast<size_t>(id)] = 1;
   }
+}
+
+// A fast reader for the flat {"token": id, ...} of vocab.json (nlohmann's DOM costs most of the
+// load time of a 151k vocabulary). False on anything unusual: the caller then parses with
+// nlohmann, which also gives the error message.
+bool parse_flat_vocab(std::string_view s, VocabEntries* out) {
+  size_t i = 0;
+  const auto ws = [&] {
+    while (i < s.size() && (s[i] == ' ' || s[i] == '\n' || s[i] == '\r' || s[i] == '\t')) ++i;
+  };
+  const auto hex4 = [&](uint32_t* v) {
+    if (i + 4 > s.size()) return false;
+    *v = 0;
+    for (int k = 0; k < 4; ++k) {
+      const char c = s[i++];
+      *v <<= 4;
+      if (c >= '0' && c <= '9') *v |= static_cast<uint32_t>(c - '0');
+      else if (c >= 'a' && c <= 'f') *v |= static_cast<uint32_t>(c - 'a' + 10);
+      else if (c >= 'A' && c <= 'F') *v |= static_cast<uint32_t>(c - 'A' + 10);
+      else return false;
+    }
+    return true;
+  };
+  ws();
+  if (i >= s.size() || s[i++] != '{') return false;
+  ws();
+  if (i < s.size() && s[i] == '}') {
+    ++i;
+  } else {
+    while (true) {
+      ws();
+      if (i >= s.size() || s[i++] != '"') return false;
+      std::string key;
+      while (true) {
+        if (i >= s.size()) return false;
+        const char c = s[i++];
+        if (c == '"') break;
+        if (static_cast<unsigned char>(c) < 0x20) return false;
+        if (c != '\\') {
+          key.push_back(c);
+          continue;
+        }
+        if (i >= s.size()) return false;
+        const char e = s[i++];
+        switch (e) {
+          case '"': key.push_back('"'); break;
+          case '\\': key.push_back('\\'); break;
+          case '/': key.push_back('/'); break;
+          case 'b': key.push_back('\b'); break;
+          case 'f': key.push_back('\f'); break;
+          case 'n': key.push_back('\n'); break;
+          case 'r': key.push_back('\r'); break;
+          case 't': key.push_back('\t'); break;
+          case 'u': {
+            uint32_t cp = 0;
+            if (!hex4(&cp)) return false;
+            if (cp >= 0xD800 && cp <= 0xDBFF) {
+              uint32_t low = 0;
+              if (i + 2 > s.size() || s[i] != '\\' || s[i + 1] != 'u') return false;
+              i += 2;
+              if (!hex4(&low) || low < 0xDC00 || low > 0xDFFF) return false;
+              cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
+            } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+              return false;
+            }
+            append_utf8(static_cast<char32_t>(cp), &key);
+            break;
+          }
+          default: return false;
+        }
+      }
+      ws();
+      if (i >= s.size() || s[i++] != ':') return false;
+      ws();
+      const size_t start = i;
+      int64_t value = 0;
+      while (i < s.size() && s[i] >= '0' && s[i] <= '9' && i - start < 12) value = value * 10 + (s[i++] - '0');
+      if (i == start || (s[start] == '0' && i - start > 1) || value >= kMaxTokenId) return false;
+      out->emplace_back(std::move(key), value);
+      ws();
+      if (i >= s.size()) return false;
+      const char sep = s[i++];
+      if (sep == '}') break;
+      if (sep != ',') return false;
+    }
+  }
+  ws();
+  return i == s.size();
 }
 
 json parse_json_file(const std::string& path) {
@@ -334,7 +435,18 @@ json parse_json_file(const std::string& path) {
 }  // namespace
 
 void BpeTokenizer::load_vocab_json(const std::string& path) {
-  read_vocab_object(parse_json_file(path), path, &encoder_, &decoder_, &has_id_);
+  const std::string text = read_file(path);
+  VocabEntries entries;
+  if (!is_valid_utf8(text) || !parse_flat_vocab(text, &entries)) {
+    json parsed;
+    try {
+      parsed = json::parse(text);
+    } catch (const json::exception& e) {
+      INTERNVL_THROW(ConfigError, path, ": malformed JSON (", e.what(), ")");
+    }
+    entries = vocab_entries(parsed, path);
+  }
+  build_vocab(entries, path, &encoder_, &decoder_, &has_id_);
 }
 
 void BpeTokenizer::finish_vocabulary(const std::string& source) {
@@ -396,7 +508,7 @@ void BpeTokenizer::load_tokenizer_json(const std::string& path, json* added_toke
                    ": model.type must be \"BPE\"");
   }
   INTERNVL_CHECK(model.contains("vocab"), ConfigError, path, ": model.vocab is missing");
-  read_vocab_object(model["vocab"], path + " (model.vocab)", &encoder_, &decoder_, &has_id_);
+  build_vocab(vocab_entries(model["vocab"], path + " (model.vocab)"), path, &encoder_, &decoder_, &has_id_);
   finish_vocabulary(path);
   INTERNVL_CHECK(model.contains("merges") && model["merges"].is_array(), ConfigError, path,
                  ": model.merges must be a list");
