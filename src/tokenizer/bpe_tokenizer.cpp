@@ -616,46 +616,57 @@ void BpeTokenizer::bpe_word(std::string_view word, std::vector<int32_t>* out) co
   }
 }
 
+template <typename Fn>
+void BpeTokenizer::for_each_match(std::string_view piece, Fn&& fn) const {
+  pcre2_match_data* match = pcre2_match_data_create_from_pattern(regex_->code, nullptr);
+  INTERNVL_CHECK(match != nullptr, InvalidArgument, "out of memory for the pre-tokenizer");
+  struct Free {
+    pcre2_match_data* m;
+    ~Free() { pcre2_match_data_free(m); }
+  } free_match{match};
+  const auto subject = reinterpret_cast<PCRE2_SPTR>(piece.data());
+  size_t offset = 0;
+  while (offset < piece.size()) {
+    int rc = regex_->jit ? pcre2_jit_match(regex_->code, subject, piece.size(), offset, 0, match, nullptr)
+                         : PCRE2_ERROR_JIT_BADOPTION;
+    if (rc == PCRE2_ERROR_JIT_STACKLIMIT || rc == PCRE2_ERROR_JIT_BADOPTION)
+      rc = pcre2_match(regex_->code, subject, piece.size(), offset, PCRE2_NO_UTF_CHECK, match, nullptr);
+    if (rc == PCRE2_ERROR_NOMATCH) break;
+    INTERNVL_CHECK(rc >= 0, InvalidArgument, "the pre-tokenizer regex failed (PCRE2 error ", rc, ")");
+    const PCRE2_SIZE* ovector = pcre2_get_ovector_pointer(match);
+    const size_t start = ovector[0], end = ovector[1];
+    if (end <= start) {  // cannot happen with this pattern; step over one character anyway
+      offset = start + 1;
+      while (offset < piece.size() && (static_cast<unsigned char>(piece[offset]) & 0xC0) == 0x80) ++offset;
+      continue;
+    }
+    fn(start, end);
+    offset = end;
+  }
+}
+
+std::vector<std::string> BpeTokenizer::pre_tokenize(std::string_view segment) const {
+  INTERNVL_CHECK(is_valid_utf8(segment), InvalidArgument, "pre_tokenize: the text is not valid UTF-8");
+  std::vector<std::string> out;
+  for_each_match(segment, [&](size_t start, size_t end) { out.emplace_back(segment.substr(start, end - start)); });
+  return out;
+}
+
 template <typename Sink>
 void BpeTokenizer::encode_into(std::string_view text, Sink&& sink) const {
   // prepare_for_tokenization: NFC over the whole text, before the added tokens are split out.
   const std::string normalized = nfc_normalize(text);
-  pcre2_match_data* match = nullptr;
-  struct Free {
-    pcre2_match_data** m;
-    ~Free() {
-      if (*m) pcre2_match_data_free(*m);
-    }
-  } free_match{&match};
   std::vector<int32_t> word_ids;
   for (const auto& piece : added_.split(normalized)) {
     if (auto added = added_.find(piece)) {
       sink(*added, &piece);
       continue;
     }
-    if (match == nullptr) match = pcre2_match_data_create_from_pattern(regex_->code, nullptr);
-    INTERNVL_CHECK(match != nullptr, InvalidArgument, "out of memory for the pre-tokenizer");
-    const auto subject = reinterpret_cast<PCRE2_SPTR>(piece.data());
-    size_t offset = 0;
-    while (offset < piece.size()) {
-      int rc = regex_->jit ? pcre2_jit_match(regex_->code, subject, piece.size(), offset, 0, match, nullptr)
-                           : PCRE2_ERROR_JIT_BADOPTION;
-      if (rc == PCRE2_ERROR_JIT_STACKLIMIT || rc == PCRE2_ERROR_JIT_BADOPTION)
-        rc = pcre2_match(regex_->code, subject, piece.size(), offset, PCRE2_NO_UTF_CHECK, match, nullptr);
-      if (rc == PCRE2_ERROR_NOMATCH) break;
-      INTERNVL_CHECK(rc >= 0, InvalidArgument, "the pre-tokenizer regex failed (PCRE2 error ", rc, ")");
-      const PCRE2_SIZE* ovector = pcre2_get_ovector_pointer(match);
-      const size_t start = ovector[0], end = ovector[1];
-      if (end <= start) {  // cannot happen with this pattern; step over one character anyway
-        offset = start + 1;
-        while (offset < piece.size() && (static_cast<unsigned char>(piece[offset]) & 0xC0) == 0x80) ++offset;
-        continue;
-      }
+    for_each_match(piece, [&](size_t start, size_t end) {
       word_ids.clear();
       bpe_word(std::string_view(piece).substr(start, end - start), &word_ids);
       for (const int32_t id : word_ids) sink(static_cast<int64_t>(id), nullptr);
-      offset = end;
-    }
+    });
   }
 }
 

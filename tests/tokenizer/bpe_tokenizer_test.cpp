@@ -338,6 +338,43 @@ TEST_F(QwenTokenizer, RejectsBadIdsAndText) {
   }
 }
 
+TEST_F(QwenTokenizer, PreTokenizerWhitespaceIsPythonsRegexWhitespace) {
+  // Python's `regex` \s is Unicode White_Space; PCRE2's would add U+180E. "!" c "!" is three
+  // pre-tokens when c is whitespace, one when c is neither whitespace, letter nor number
+  // (expectations checked with Python's regex.findall on the Qwen pattern).
+  const auto* bpe = dynamic_cast<const BpeTokenizer*>(&tokenizer().backend());
+  ASSERT_NE(bpe, nullptr);
+  const std::vector<char32_t> white = {0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x20, 0x85, 0xA0, 0x1680, 0x2000, 0x2005,
+                                       0x200A, 0x2028, 0x2029, 0x202F, 0x205F, 0x3000};
+  const std::vector<char32_t> not_white = {0x1C, 0x1D, 0x1E, 0x1F, 0x180E, 0x200B, 0x200D, 0xFEFF, 0x2060};
+  const auto utf8 = [](char32_t c) {
+    std::string s;
+    if (c < 0x80) {
+      s += static_cast<char>(c);
+    } else if (c < 0x800) {
+      s += static_cast<char>(0xC0 | (c >> 6));
+      s += static_cast<char>(0x80 | (c & 0x3F));
+    } else {
+      s += static_cast<char>(0xE0 | (c >> 12));
+      s += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
+      s += static_cast<char>(0x80 | (c & 0x3F));
+    }
+    return s;
+  };
+  for (const char32_t c : white) {
+    if (c == 0x0A || c == 0x0D) continue;  // [\r\n]* joins them to the "!" before
+    // " ?[^\s...]+" takes a plain space along with the second "!".
+    EXPECT_EQ(bpe->pre_tokenize("!" + utf8(c) + "!").size(), c == 0x20 ? 2u : 3u) << std::hex << static_cast<uint32_t>(c);
+  }
+  for (const char32_t c : not_white)
+    EXPECT_EQ(bpe->pre_tokenize("!" + utf8(c) + "!").size(), 1u) << std::hex << static_cast<uint32_t>(c);
+  // \s+(?!\S): a run of spaces before a word leaves its last space to the word.
+  EXPECT_EQ(bpe->pre_tokenize("a   b"), (std::vector<std::string>{"a", "  ", " b"}));
+  EXPECT_EQ(bpe->pre_tokenize("a   "), (std::vector<std::string>{"a", "   "}));
+  EXPECT_EQ(bpe->pre_tokenize("x 12"), (std::vector<std::string>{"x", " ", "1", "2"}));
+  EXPECT_EQ(bpe->pre_tokenize("IT'S"), (std::vector<std::string>{"IT", "'S"}));
+}
+
 TEST(Utf8Replace, FollowsPythonErrorsReplace) {
   // bytes.decode("utf-8", errors="replace") of hand-checked byte strings.
   const std::string r = "\xEF\xBF\xBD";
