@@ -506,6 +506,11 @@ TEST_F(BpeTokenizerFiles, MalformedTokenizerJson) {
         "{\"model\": {\"vocab\": " + vocab + ", \"merges\": [\"x\"]}}",
         "{\"model\": {\"vocab\": " + vocab + ", \"merges\": [[\"a\"]]}}",
         "{\"model\": {\"vocab\": " + vocab + "}}", std::string("{\"model\": {\"vocab\": [], \"merges\": []}}"),
+        "{\"model\": {\"vocab\": " + vocab + ", \"merges\": [1]}}",
+        "{\"model\": {\"vocab\": " + vocab + ", \"merges\": [[\"a\", 2]]}}",
+        "{\"model\": {\"vocab\": " + vocab + ", \"merges\": {}}}",
+        std::string("{\"model\": {\"vocab\": {\"a\": \"x\"}, \"merges\": []}}"), std::string("{\"model\": 3}"),
+        "{\"model\": {\"vocab\": " + vocab + ", \"merges\": []}, \"added_tokens\": 5}",
         "{\"model\": {\"vocab\": " + vocab + ", \"merges\": []}, \"added_tokens\": [{\"content\": \"x\"}]}"}) {
     SCOPED_TRACE(bad.substr(0, 60));
     write_bytes(dir.file("tokenizer.json"), bad);
