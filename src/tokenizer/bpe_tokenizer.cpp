@@ -300,41 +300,145 @@ BpeTokenizer::BpeTokenizer(const std::string& dir, const TokenizerConfigFiles& f
 
 namespace {
 
-// vocab.json / model.vocab into encoder and decoder tables.
-void read_vocab_object(const json& vocab, const std::string& source, std::unordered_map<std::string, int64_t>* encoder,
-                       std::vector<std::string>* decoder, std::vector<char>* has_id) {
+using VocabEntries = std::vector<std::pair<std::string, int64_t>>;
+
+// The entries of a vocabulary object, checked: ids are integers in [0, kMaxTokenId).
+VocabEntries vocab_entries(const json& vocab, const std::string& source) {
   INTERNVL_CHECK(vocab.is_object(), ConfigError, source, ": the vocabulary must be a JSON object {token: id}");
-  INTERNVL_CHECK(!vocab.empty(), ConfigError, source, ": the vocabulary is empty");
-  encoder->reserve(vocab.size());
-  int64_t max_id = -1;
+  VocabEntries entries;
+  entries.reserve(vocab.size());
   for (const auto& [token, id] : vocab.items()) {
     INTERNVL_CHECK(id.is_number_integer() && id.get<int64_t>() >= 0 && id.get<int64_t>() < kMaxTokenId, ConfigError,
                    source, ": the id of '", token, "' must be an integer in [0, ", kMaxTokenId, ")");
-    const int64_t value = id.get<int64_t>();
-    (*encoder)[token] = value;
-    max_id = std::max(max_id, value);
+    entries.emplace_back(token, id.get<int64_t>());
+  }
+  return entries;
+}
+
+// Entries into encoder and decoder tables.
+void build_vocab(const VocabEntries& entries, const std::string& source,
+                 std::unordered_map<std::string, int64_t>* encoder, std::vector<std::string>* decoder,
+                 std::vector<char>* has_id) {
+  INTERNVL_CHECK(!entries.empty(), ConfigError, source, ": the vocabulary is empty");
+  encoder->reserve(entries.size());
+  int64_t max_id = -1;
+  for (const auto& [token, id] : entries) {
+    (*encoder)[token] = id;  // json.load: a repeated key keeps its last id
+    max_id = std::max(max_id, id);
   }
   decoder->assign(static_cast<size_t>(max_id + 1), std::string());
   has_id->assign(static_cast<size_t>(max_id + 1), 0);
-  // decoder = {v: k}: the last token with a given id wins, in file order.
-  for (const auto& [token, id] : vocab.items()) {
-    (*decoder)[static_cast<size_t>(id.get<int64_t>())] = token;
-    (*has_id)[static_cast<size_t>(id.get<int64_t>())] = 1;
+  // decoder = {v: k for k, v in encoder.items()}: the last token with a given id wins.
+  for (const auto& [token, id] : entries) {
+    if (encoder->at(token) != id) continue;  // superseded by a later repeat of the key
+    (*decoder)[static_cast<size_t>(id)] = token;
+    (*has_id)[static_cast<size_t>(id)] = 1;
   }
 }
 
-json parse_json_file(const std::string& path) {
-  try {
-    return json::parse(read_file(path));
-  } catch (const json::exception& e) {
-    INTERNVL_THROW(ConfigError, path, ": malformed JSON (", e.what(), ")");
+// A fast reader for the flat {"token": id, ...} of vocab.json (nlohmann's DOM costs most of the
+// load time of a 151k vocabulary). False on anything unusual: the caller then parses with
+// nlohmann, which also gives the error message.
+bool parse_flat_vocab(std::string_view s, VocabEntries* out) {
+  size_t i = 0;
+  const auto ws = [&] {
+    while (i < s.size() && (s[i] == ' ' || s[i] == '\n' || s[i] == '\r' || s[i] == '\t')) ++i;
+  };
+  const auto hex4 = [&](uint32_t* v) {
+    if (i + 4 > s.size()) return false;
+    *v = 0;
+    for (int k = 0; k < 4; ++k) {
+      const char c = s[i++];
+      *v <<= 4;
+      if (c >= '0' && c <= '9') *v |= static_cast<uint32_t>(c - '0');
+      else if (c >= 'a' && c <= 'f') *v |= static_cast<uint32_t>(c - 'a' + 10);
+      else if (c >= 'A' && c <= 'F') *v |= static_cast<uint32_t>(c - 'A' + 10);
+      else return false;
+    }
+    return true;
+  };
+  ws();
+  if (i >= s.size() || s[i++] != '{') return false;
+  ws();
+  if (i < s.size() && s[i] == '}') {
+    ++i;
+  } else {
+    while (true) {
+      ws();
+      if (i >= s.size() || s[i++] != '"') return false;
+      std::string key;
+      while (true) {
+        if (i >= s.size()) return false;
+        const char c = s[i++];
+        if (c == '"') break;
+        if (static_cast<unsigned char>(c) < 0x20) return false;
+        if (c != '\\') {
+          key.push_back(c);
+          continue;
+        }
+        if (i >= s.size()) return false;
+        const char e = s[i++];
+        switch (e) {
+          case '"': key.push_back('"'); break;
+          case '\\': key.push_back('\\'); break;
+          case '/': key.push_back('/'); break;
+          case 'b': key.push_back('\b'); break;
+          case 'f': key.push_back('\f'); break;
+          case 'n': key.push_back('\n'); break;
+          case 'r': key.push_back('\r'); break;
+          case 't': key.push_back('\t'); break;
+          case 'u': {
+            uint32_t cp = 0;
+            if (!hex4(&cp)) return false;
+            if (cp >= 0xD800 && cp <= 0xDBFF) {
+              uint32_t low = 0;
+              if (i + 2 > s.size() || s[i] != '\\' || s[i + 1] != 'u') return false;
+              i += 2;
+              if (!hex4(&low) || low < 0xDC00 || low > 0xDFFF) return false;
+              cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
+            } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+              return false;
+            }
+            append_utf8(static_cast<char32_t>(cp), &key);
+            break;
+          }
+          default: return false;
+        }
+      }
+      ws();
+      if (i >= s.size() || s[i++] != ':') return false;
+      ws();
+      const size_t start = i;
+      int64_t value = 0;
+      while (i < s.size() && s[i] >= '0' && s[i] <= '9' && i - start < 12) value = value * 10 + (s[i++] - '0');
+      if (i == start || (s[start] == '0' && i - start > 1) || value >= kMaxTokenId) return false;
+      out->emplace_back(std::move(key), value);
+      ws();
+      if (i >= s.size()) return false;
+      const char sep = s[i++];
+      if (sep == '}') break;
+      if (sep != ',') return false;
+    }
   }
+  ws();
+  return i == s.size();
 }
 
 }  // namespace
 
 void BpeTokenizer::load_vocab_json(const std::string& path) {
-  read_vocab_object(parse_json_file(path), path, &encoder_, &decoder_, &has_id_);
+  const std::string text = read_file(path);
+  VocabEntries entries;
+  if (!is_valid_utf8(text) || !parse_flat_vocab(text, &entries)) {
+    json parsed;
+    try {
+      parsed = json::parse(text);
+    } catch (const json::exception& e) {
+      INTERNVL_THROW(ConfigError, path, ": malformed JSON (", e.what(), ")");
+    }
+    entries = vocab_entries(parsed, path);
+  }
+  build_vocab(entries, path, &encoder_, &decoder_, &has_id_);
 }
 
 void BpeTokenizer::finish_vocabulary(const std::string& source) {
@@ -386,42 +490,188 @@ void BpeTokenizer::load_merges_txt(const std::string& path) {
   INTERNVL_CHECK(num_merges_ > 0 || encoder_.size() <= 256, ConfigError, path, ": no merges");
 }
 
+namespace {
+
+// Reads what the BPE needs from tokenizer.json in one SAX pass (its DOM would cost seconds for the
+// 11 MB Qwen file): model.type, model.vocab, model.merges ("a b" strings or [a, b] pairs) and the
+// flat added_tokens objects. Shape problems are recorded and reported by the caller.
+class TokenizerJsonReader : public nlohmann::json_sax<json> {
+ public:
+  bool root_is_object = false, has_model = false, model_is_object = false;
+  json model_type;
+  int vocab_state = 0;  // 0 missing, 1 object, 2 something else
+  VocabEntries vocab;
+  std::string bad_vocab_key;  // first key whose id is not an integer in range
+  bool bad_vocab = false;
+  int merges_state = 0;  // 0 missing, 1 list, 2 something else
+  std::vector<std::pair<std::string, std::string>> merges;
+  std::optional<size_t> bad_merge;  // index of the first malformed entry
+  std::string bad_merge_text;
+  json added_tokens;  // null when absent
+  bool added_not_list = false;
+  std::string parse_error_message;
+
+  bool null() override { return value(json()); }
+  bool boolean(bool v) override { return value(json(v)); }
+  bool number_integer(number_integer_t v) override { return value(json(v)); }
+  bool number_unsigned(number_unsigned_t v) override { return value(json(v)); }
+  bool number_float(number_float_t v, const string_t&) override { return value(json(v)); }
+  bool string(string_t& v) override {
+    if (in_merges()) {
+      const size_t space = v.find(' ');
+      if (space != std::string::npos && space > 0 && space + 1 < v.size() && v.find(' ', space + 1) == std::string::npos)
+        merges.emplace_back(v.substr(0, space), v.substr(space + 1));
+      else
+        fail_merge(v);
+      next_index();
+      return true;
+    }
+    if (in_merge_pair()) {
+      pair_.push_back(std::move(v));
+      return true;
+    }
+    return value(json(std::move(v)));
+  }
+  bool binary(binary_t&) override { return value(json()); }
+  bool start_object(std::size_t) override {
+    if (stack_.empty()) root_is_object = true;
+    if (in_root() && key_is("model")) has_model = model_is_object = true;
+    if (in_model() && key_is("vocab")) vocab_state = 1;
+    if (in_added_list()) added_tokens.push_back(json::object());
+    if (in_merges()) {
+      fail_merge("an object");
+      next_index();
+    }
+    stack_.push_back({true, {}, 0});
+    return true;
+  }
+  bool key(string_t& k) override {
+    stack_.back().key = std::move(k);
+    return true;
+  }
+  bool end_object() override {
+    stack_.pop_back();
+    return true;
+  }
+  bool start_array(std::size_t) override {
+    if (in_root() && key_is("model")) has_model = true;
+    if (in_model() && key_is("vocab")) vocab_state = 2;
+    if (in_model() && key_is("merges")) merges_state = 1;
+    if (in_root() && key_is("added_tokens")) added_tokens = json::array();
+    const bool pair = in_merges();
+    stack_.push_back({false, {}, 0});
+    if (pair) pair_.clear();
+    return true;
+  }
+  bool end_array() override {
+    const bool closing_pair = in_merge_pair();
+    stack_.pop_back();
+    if (closing_pair) {
+      if (pair_.size() == 2) merges.emplace_back(std::move(pair_[0]), std::move(pair_[1]));
+      else fail_merge("a list of " + std::to_string(pair_.size()));
+      next_index();
+    }
+    return true;
+  }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception& e) override {
+    parse_error_message = e.what();
+    return false;
+  }
+
+ private:
+  struct Frame {
+    bool object;
+    std::string key;
+    size_t index;  // arrays: the next element's index
+  };
+  std::vector<Frame> stack_;
+  std::vector<std::string> pair_;
+
+  bool key_is(const char* k) const { return stack_.back().object && stack_.back().key == k; }
+  bool in_root() const { return stack_.size() == 1 && stack_[0].object; }
+  bool in_model() const { return stack_.size() == 2 && stack_[0].object && stack_[0].key == "model" && stack_[1].object; }
+  bool under_model_key(const char* k) const {
+    return stack_.size() >= 3 && stack_[0].object && stack_[0].key == "model" && stack_[1].object && stack_[1].key == k;
+  }
+  bool in_vocab() const { return stack_.size() == 3 && under_model_key("vocab") && stack_[2].object; }
+  bool in_merges() const { return stack_.size() == 3 && under_model_key("merges") && !stack_[2].object; }
+  bool in_merge_pair() const { return stack_.size() == 4 && under_model_key("merges") && !stack_[2].object; }
+  bool in_added_list() const {
+    return stack_.size() == 2 && stack_[0].object && stack_[0].key == "added_tokens" && !stack_[1].object;
+  }
+  bool in_added_token() const {
+    return stack_.size() == 3 && stack_[0].object && stack_[0].key == "added_tokens" && !stack_[1].object &&
+           stack_[2].object;
+  }
+  void next_index() { ++stack_.back().index; }
+  void fail_merge(const std::string& what) {
+    if (bad_merge) return;
+    bad_merge = stack_.back().index;
+    bad_merge_text = what;
+  }
+  bool value(json v) {
+    if (stack_.empty()) return true;  // a scalar root: reported as not an object
+    if (in_vocab()) {
+      if (v.is_number_integer() && v.get<int64_t>() >= 0 && v.get<int64_t>() < kMaxTokenId) {
+        vocab.emplace_back(stack_.back().key, v.get<int64_t>());
+      } else if (!bad_vocab) {
+        bad_vocab = true;
+        bad_vocab_key = stack_.back().key;
+      }
+    } else if (in_merges()) {
+      fail_merge(v.dump());
+      next_index();
+    } else if (in_merge_pair()) {
+      pair_.push_back("");  // not a string: counted, then rejected at the end of the pair
+      fail_merge(v.dump());
+    } else if (in_root() && key_is("model")) {
+      has_model = true;
+    } else if (in_model() && key_is("type")) {
+      model_type = std::move(v);
+    } else if (in_model() && key_is("vocab")) {
+      vocab_state = 2;
+    } else if (in_model() && key_is("merges")) {
+      merges_state = 2;
+    } else if (in_root() && key_is("added_tokens")) {
+      if (!v.is_null()) added_not_list = true;
+    } else if (in_added_list()) {
+      added_tokens.push_back(std::move(v));
+    } else if (in_added_token()) {
+      added_tokens.back()[stack_.back().key] = std::move(v);
+    }
+    return true;
+  }
+};
+
+}  // namespace
+
 void BpeTokenizer::load_tokenizer_json(const std::string& path, json* added_tokens) {
-  const json root = parse_json_file(path);
-  INTERNVL_CHECK(root.is_object() && root.contains("model") && root["model"].is_object(), ConfigError, path,
+  const std::string text = read_file(path);
+  TokenizerJsonReader reader;
+  json::sax_parse(text, &reader);
+  INTERNVL_CHECK(reader.parse_error_message.empty(), ConfigError, path, ": malformed JSON (",
+                 reader.parse_error_message, ")");
+  INTERNVL_CHECK(reader.root_is_object && reader.model_is_object, ConfigError, path,
                  ": expected an object with a 'model' object");
-  const json& model = root["model"];
-  if (model.contains("type") && !model["type"].is_null()) {
-    INTERNVL_CHECK(model["type"].is_string() && model["type"].get<std::string>() == "BPE", ConfigError, path,
+  if (!reader.model_type.is_null()) {
+    INTERNVL_CHECK(reader.model_type.is_string() && reader.model_type.get<std::string>() == "BPE", ConfigError, path,
                    ": model.type must be \"BPE\"");
   }
-  INTERNVL_CHECK(model.contains("vocab"), ConfigError, path, ": model.vocab is missing");
-  read_vocab_object(model["vocab"], path + " (model.vocab)", &encoder_, &decoder_, &has_id_);
+  INTERNVL_CHECK(reader.vocab_state != 0, ConfigError, path, ": model.vocab is missing");
+  INTERNVL_CHECK(reader.vocab_state == 1, ConfigError, path,
+                 " (model.vocab): the vocabulary must be a JSON object {token: id}");
+  INTERNVL_CHECK(!reader.bad_vocab, ConfigError, path, " (model.vocab): the id of '", reader.bad_vocab_key,
+                 "' must be an integer in [0, ", kMaxTokenId, ")");
+  build_vocab(reader.vocab, path, &encoder_, &decoder_, &has_id_);
   finish_vocabulary(path);
-  INTERNVL_CHECK(model.contains("merges") && model["merges"].is_array(), ConfigError, path,
-                 ": model.merges must be a list");
-  const json& merges = model["merges"];
-  merges_.reserve(merges.size());
+  INTERNVL_CHECK(reader.merges_state == 1, ConfigError, path, ": model.merges must be a list");
+  INTERNVL_CHECK(!reader.bad_merge, ConfigError, path, ": model.merges[", reader.bad_merge.value_or(0),
+                 "] must be a string \"a b\" or a pair [a, b] (got ", reader.bad_merge_text, ")");
+  merges_.reserve(reader.merges.size());
   size_t index = 0;
-  for (const auto& item : merges) {
-    ++index;
-    if (item.is_string()) {
-      const std::string& s = item.get_ref<const std::string&>();
-      const size_t space = s.find(' ');
-      INTERNVL_CHECK(space != std::string::npos && space > 0 && space + 1 < s.size() &&
-                         s.find(' ', space + 1) == std::string::npos,
-                     ConfigError, path, ": model.merges[", index - 1, "] must be \"a b\", got '", s, "'");
-      add_merge(std::string_view(s).substr(0, space), std::string_view(s).substr(space + 1), path, index);
-    } else {
-      INTERNVL_CHECK(item.is_array() && item.size() == 2 && item[0].is_string() && item[1].is_string(), ConfigError,
-                     path, ": model.merges[", index - 1, "] must be a string \"a b\" or a pair [a, b]");
-      add_merge(item[0].get_ref<const std::string&>(), item[1].get_ref<const std::string&>(), path, index);
-    }
-  }
-  if (root.contains("added_tokens") && !root["added_tokens"].is_null()) {
-    INTERNVL_CHECK(root["added_tokens"].is_array(), ConfigError, path, ": added_tokens must be a list");
-    *added_tokens = root["added_tokens"];
-  }
+  for (const auto& [first, second] : reader.merges) add_merge(first, second, path, ++index);
+  INTERNVL_CHECK(!reader.added_not_list, ConfigError, path, ": added_tokens must be a list");
+  if (reader.added_tokens.is_array()) *added_tokens = std::move(reader.added_tokens);
 }
 
 // ---- encoding -----------------------------------------------------------------------------------
@@ -504,46 +754,57 @@ void BpeTokenizer::bpe_word(std::string_view word, std::vector<int32_t>* out) co
   }
 }
 
+template <typename Fn>
+void BpeTokenizer::for_each_match(std::string_view piece, Fn&& fn) const {
+  pcre2_match_data* match = pcre2_match_data_create_from_pattern(regex_->code, nullptr);
+  INTERNVL_CHECK(match != nullptr, InvalidArgument, "out of memory for the pre-tokenizer");
+  struct Free {
+    pcre2_match_data* m;
+    ~Free() { pcre2_match_data_free(m); }
+  } free_match{match};
+  const auto subject = reinterpret_cast<PCRE2_SPTR>(piece.data());
+  size_t offset = 0;
+  while (offset < piece.size()) {
+    int rc = regex_->jit ? pcre2_jit_match(regex_->code, subject, piece.size(), offset, 0, match, nullptr)
+                         : PCRE2_ERROR_JIT_BADOPTION;
+    if (rc == PCRE2_ERROR_JIT_STACKLIMIT || rc == PCRE2_ERROR_JIT_BADOPTION)
+      rc = pcre2_match(regex_->code, subject, piece.size(), offset, PCRE2_NO_UTF_CHECK, match, nullptr);
+    if (rc == PCRE2_ERROR_NOMATCH) break;
+    INTERNVL_CHECK(rc >= 0, InvalidArgument, "the pre-tokenizer regex failed (PCRE2 error ", rc, ")");
+    const PCRE2_SIZE* ovector = pcre2_get_ovector_pointer(match);
+    const size_t start = ovector[0], end = ovector[1];
+    if (end <= start) {  // cannot happen with this pattern; step over one character anyway
+      offset = start + 1;
+      while (offset < piece.size() && (static_cast<unsigned char>(piece[offset]) & 0xC0) == 0x80) ++offset;
+      continue;
+    }
+    fn(start, end);
+    offset = end;
+  }
+}
+
+std::vector<std::string> BpeTokenizer::pre_tokenize(std::string_view segment) const {
+  INTERNVL_CHECK(is_valid_utf8(segment), InvalidArgument, "pre_tokenize: the text is not valid UTF-8");
+  std::vector<std::string> out;
+  for_each_match(segment, [&](size_t start, size_t end) { out.emplace_back(segment.substr(start, end - start)); });
+  return out;
+}
+
 template <typename Sink>
 void BpeTokenizer::encode_into(std::string_view text, Sink&& sink) const {
   // prepare_for_tokenization: NFC over the whole text, before the added tokens are split out.
   const std::string normalized = nfc_normalize(text);
-  pcre2_match_data* match = nullptr;
-  struct Free {
-    pcre2_match_data** m;
-    ~Free() {
-      if (*m) pcre2_match_data_free(*m);
-    }
-  } free_match{&match};
   std::vector<int32_t> word_ids;
   for (const auto& piece : added_.split(normalized)) {
     if (auto added = added_.find(piece)) {
       sink(*added, &piece);
       continue;
     }
-    if (match == nullptr) match = pcre2_match_data_create_from_pattern(regex_->code, nullptr);
-    INTERNVL_CHECK(match != nullptr, InvalidArgument, "out of memory for the pre-tokenizer");
-    const auto subject = reinterpret_cast<PCRE2_SPTR>(piece.data());
-    size_t offset = 0;
-    while (offset < piece.size()) {
-      int rc = regex_->jit ? pcre2_jit_match(regex_->code, subject, piece.size(), offset, 0, match, nullptr)
-                           : PCRE2_ERROR_JIT_BADOPTION;
-      if (rc == PCRE2_ERROR_JIT_STACKLIMIT || rc == PCRE2_ERROR_JIT_BADOPTION)
-        rc = pcre2_match(regex_->code, subject, piece.size(), offset, PCRE2_NO_UTF_CHECK, match, nullptr);
-      if (rc == PCRE2_ERROR_NOMATCH) break;
-      INTERNVL_CHECK(rc >= 0, InvalidArgument, "the pre-tokenizer regex failed (PCRE2 error ", rc, ")");
-      const PCRE2_SIZE* ovector = pcre2_get_ovector_pointer(match);
-      const size_t start = ovector[0], end = ovector[1];
-      if (end <= start) {  // cannot happen with this pattern; step over one character anyway
-        offset = start + 1;
-        while (offset < piece.size() && (static_cast<unsigned char>(piece[offset]) & 0xC0) == 0x80) ++offset;
-        continue;
-      }
+    for_each_match(piece, [&](size_t start, size_t end) {
       word_ids.clear();
       bpe_word(std::string_view(piece).substr(start, end - start), &word_ids);
       for (const int32_t id : word_ids) sink(static_cast<int64_t>(id), nullptr);
-      offset = end;
-    }
+    });
   }
 }
 

@@ -45,8 +45,11 @@ class BpeTokenizer final : public TokenizerBackend {
                        const DecodeOptions& options) const override;
   bool can_checkpoint_after(const std::string& token) const override { return true; }
 
-  // Merges read (after the header), and how many of them can ever apply.
+  // Merges read (after the header).
   size_t num_merges() const { return num_merges_; }
+  // The pre-tokenizer regex's matches (re.findall) on one segment of valid UTF-8 (no NFC, no
+  // added-token split).
+  std::vector<std::string> pre_tokenize(std::string_view segment) const;
 
  private:
   struct Merge {
@@ -60,6 +63,9 @@ class BpeTokenizer final : public TokenizerBackend {
   void finish_vocabulary(const std::string& source);
   void compile_pretokenizer();
 
+  // Calls fn(start, end) for every regex match of `piece`.
+  template <typename Fn>
+  void for_each_match(std::string_view piece, Fn&& fn) const;
   // Calls `sink(vocabulary id)` for every BPE token of `text` after NFC; added tokens as their id.
   template <typename Sink>
   void encode_into(std::string_view text, Sink&& sink) const;

@@ -170,6 +170,64 @@ void tokenizer(const uint8_t* data, std::size_t size) {
   });
 }
 
+void tokenizer_bpe(const uint8_t* data, std::size_t size) {
+  // The byte-level BPE (Qwen2Tokenizer) of the Qwen chat fixtures: small vocabularies, real rules.
+  static const std::vector<std::unique_ptr<tokenizer::Tokenizer>> tokenizers = [] {
+    std::vector<std::unique_ptr<tokenizer::Tokenizer>> out;
+    const char* env = std::getenv("INTERNVL_FIXTURES_DIR");
+    const std::string root = env && *env ? env : INTERNVL_FUZZ_FIXTURES_DIR;
+    for (const char* name : {"internvl-chat-qwen2-tiny", "internvl-chat-qwen3-tiny"}) {
+      const std::string dir = root + "/" + name;
+      if (::access((dir + "/vocab.json").c_str(), R_OK) == 0) out.push_back(std::make_unique<tokenizer::Tokenizer>(dir));
+    }
+    if (out.empty()) std::abort();  // nothing to fuzz: the fixtures are missing
+    return out;
+  }();
+  if (size == 0) return;
+  const auto& tok = *tokenizers[data[0] % tokenizers.size()];
+  const int op = (data[0] / 2) % 4;
+  const std::string_view text(reinterpret_cast<const char*>(data + 1), size - 1);
+  std::vector<int64_t> ids;
+  for (std::size_t i = 1; i + 1 < size; i += 2) {
+    const int64_t raw = data[i] | (data[i + 1] << 8);
+    ids.push_back(raw % (tok.vocab_size() + 8) - (raw > 65000 ? 70000 : 0));
+  }
+  tokenizer::DecodeOptions options;
+  options.skip_special_tokens = (data[0] & 8) != 0;
+  if (data[0] & 16) options.spaces_between_special_tokens = true;
+  expect_typed_errors([&] {
+    switch (op) {
+      case 0: {
+        // Round trip: decode(encode(text)) is the NFC of valid text (nothing is ever lost).
+        const auto encoded = tok.encode(text);
+        const auto tokens = tok.tokenize(text);
+        if (tokens.size() != encoded.size()) std::abort();
+        (void)tok.decode(encoded, options);
+        break;
+      }
+      case 1: (void)tok.decode(ids, options); break;
+      case 2: {
+        // Hand-made byte sequences: decode splits nothing and streaming agrees.
+        tokenizer::StreamDecoder stream(tok, options);
+        std::string streamed;
+        for (const auto id : ids) streamed += stream.push(id);
+        streamed += stream.flush();
+        if (streamed != tok.decode(ids, options)) std::abort();
+        break;
+      }
+      default: {
+        // Encode, then stream the ids back.
+        const auto encoded = tok.encode(text);
+        tokenizer::StreamDecoder stream(tok, options);
+        std::string streamed;
+        for (const auto id : encoded) streamed += stream.push(id);
+        streamed += stream.flush();
+        if (streamed != tok.decode(encoded, options)) std::abort();
+      }
+    }
+  });
+}
+
 void index(const uint8_t* data, std::size_t size) {
   const std::string path = scratch() + "/index.safetensors";
   write_file(path, data, size);
@@ -189,6 +247,7 @@ const std::vector<Target>& targets() {
                                           {"config", &config},
                                           {"image", &image},
                                           {"tokenizer", &tokenizer},
+                                          {"tokenizer_bpe", &tokenizer_bpe},
                                           {"index", &index}};
   return all;
 }

@@ -23,6 +23,10 @@ void image(const uint8_t* data, std::size_t size);
 // First byte picks the fixture tokenizer and the operation (encode, retrieval encode, decode,
 // streaming decode); the rest is text or little-endian 16-bit ids.
 void tokenizer(const uint8_t* data, std::size_t size);
+// The Qwen chat fixtures' byte-level BPE: first byte picks the tokenizer, the operation (encode +
+// decode, decode, streaming decode of raw ids, encode + streaming) and the decode options; the rest
+// is text or little-endian 16-bit ids.
+void tokenizer_bpe(const uint8_t* data, std::size_t size);
 // Embedding index file bytes through EmbeddingIndex::load, then a search.
 void index(const uint8_t* data, std::size_t size);
 

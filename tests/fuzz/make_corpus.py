@@ -67,6 +67,15 @@ for i, text in enumerate(texts):
 for selector in (12, 13, 14 + 2):
     put("tokenizer", f"ids_{selector}", bytes([selector]) + np.array([1, 2, 100, 260, 65535, 5, 0x7FFF], "<u2").tobytes())
 
+bpe_texts = ["Hello, world!", "<|im_start|>user\n<image>\nhi<|im_end|>\n", "  spaces \t\n\n  x", "naïve café 中文 😀 Å",
+             "<|im_end|>\u0338 <think>x</think>", "I'M it's don't 12345", "def f(x):\n    return x**2\n"]
+for i, text in enumerate(bpe_texts):
+    for selector in (0, 1 + 6 + 16, 8 + 1):
+        put("tokenizer_bpe", f"text{i}_{selector}", bytes([selector]) + text.encode())
+for selector in (2, 4 + 8, 4 + 16):
+    # partial UTF-8, continuation bytes, special ids, out of range
+    put("tokenizer_bpe", f"ids_{selector}", bytes([selector]) + np.array([160, 121, 254, 172, 253, 6258, 246, 222, 222, 6400, 65535, 64], "<u2").tobytes())
+
 emb = rng.standard_normal((3, 4)).astype("<f4")
 meta = {"format": "internvl-embedding-index", "version": "1", "model_id": "InternVLModel:0123456789abcdef",
         "mode": "c", "dim": "4", "ids": json.dumps(["a.jpg", "b.jpg", "c.jpg"])}
