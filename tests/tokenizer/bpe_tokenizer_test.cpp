@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "internvl/error.h"
+#include "support/files.h"
 #include "support/fixtures.h"
 #include "tokenizer/bpe_tokenizer.h"
 #include "tokenizer/chat_template.h"
@@ -33,41 +34,12 @@ std::vector<int64_t> ids_of(const json& list) { return list.get<std::vector<int6
 
 bool readable(const std::string& path) { return ::access(path.c_str(), R_OK) == 0; }
 
-std::string read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
-
-void write_bytes(const std::string& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary);
-  out << bytes;
-}
-
-class TempDir {
+using internvl::testing::read_bytes;
+using internvl::testing::write_bytes;
+// A fresh temporary directory for this test's files.
+class TempDir : public internvl::testing::TempDir {
  public:
-  TempDir() {
-    std::string tmpl = ::testing::TempDir() + "bpe_tokenizer_test_XXXXXX";
-    const char* made = ::mkdtemp(tmpl.data());
-    if (made == nullptr) ADD_FAILURE() << "mkdtemp failed for " << tmpl;
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    if (DIR* dir = ::opendir(path_.c_str())) {
-      while (dirent* entry = ::readdir(dir)) {
-        const std::string name = entry->d_name;
-        if (name != "." && name != "..") ::unlink((path_ + "/" + name).c_str());
-      }
-      ::closedir(dir);
-    }
-    ::rmdir(path_.c_str());
-  }
-  const std::string& path() const { return path_; }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
+  TempDir() : internvl::testing::TempDir("bpe_tokenizer_test") {}
 };
 
 // Copies the given files of a fixture (those it has) into `dir`.

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "internvl/error.h"
+#include "support/files.h"
 #include "support/fixtures.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
@@ -43,42 +44,12 @@ std::vector<std::string> tokenizer_fixtures() {
   return out;
 }
 
-std::string read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
-
-void write_bytes(const std::string& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary);
-  out << bytes;
-}
-
-// A fresh temporary directory, removed (files, then the folder) with POSIX calls.
-class TempDir {
+using internvl::testing::read_bytes;
+using internvl::testing::write_bytes;
+// A fresh temporary directory for this test's files.
+class TempDir : public internvl::testing::TempDir {
  public:
-  TempDir() {
-    std::string tmpl = ::testing::TempDir() + "tokenizer_test_XXXXXX";
-    const char* made = ::mkdtemp(tmpl.data());
-    if (made == nullptr) ADD_FAILURE() << "mkdtemp failed for " << tmpl;
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    if (DIR* dir = ::opendir(path_.c_str())) {
-      while (dirent* entry = ::readdir(dir)) {
-        const std::string name = entry->d_name;
-        if (name != "." && name != "..") ::unlink((path_ + "/" + name).c_str());
-      }
-      ::closedir(dir);
-    }
-    ::rmdir(path_.c_str());
-  }
-  const std::string& path() const { return path_; }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
+  TempDir() : internvl::testing::TempDir("tokenizer_test") {}
 };
 
 // Copies the tokenizer files of a fixture into `dir`.

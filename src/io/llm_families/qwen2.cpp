@@ -19,6 +19,17 @@ void refuse_sliding_window(const json& j, const std::string& where) {
   }
 }
 
+void qwen_config_defaults(LlmConfig& c) {
+  c.vocab_size = 151936;
+  c.hidden_size = 4096;
+  c.intermediate_size = 22016;
+  c.num_hidden_layers = 32;
+  c.num_attention_heads = 32;
+  c.max_position_embeddings = 32768;
+  c.rms_norm_eps = 1e-6;
+  c.rope_theta = 10000.0;
+}
+
 LlmFamily qwen2_family() {
   LlmFamily f = llama_family();  // the same tensor names
   f.architecture = "Qwen2ForCausalLM";
@@ -28,15 +39,7 @@ LlmFamily qwen2_family() {
   // max_position_embeddings): ignore it as the official path does.
   f.reads_rope_scaling = false;
   f.set_defaults = [](LlmConfig& c) {
-    // transformers 4.37 Qwen2Config defaults.
-    c.vocab_size = 151936;
-    c.hidden_size = 4096;
-    c.intermediate_size = 22016;
-    c.num_hidden_layers = 32;
-    c.num_attention_heads = 32;
-    c.max_position_embeddings = 32768;
-    c.rms_norm_eps = 1e-6;
-    c.rope_theta = 10000.0;
+    qwen_config_defaults(c);  // transformers 4.37 Qwen2Config
     c.qkv_bias = true;  // Qwen2Attention: q/k/v with bias, o_proj without
     c.o_bias = false;
   };

@@ -15,16 +15,8 @@ LlmFamily qwen3_family() {
   f.names.k_norm = "k_norm";
   f.chat_keeps_special_tokens = true;  // internvl_chat_gpt_oss decodes with skip_special_tokens=False
   f.set_defaults = [](LlmConfig& c) {
-    // transformers 4.55 Qwen3Config defaults.
-    c.vocab_size = 151936;
-    c.hidden_size = 4096;
-    c.intermediate_size = 22016;
-    c.num_hidden_layers = 32;
-    c.num_attention_heads = 32;
+    qwen_config_defaults(c);  // transformers 4.55 Qwen3Config: Qwen2's, plus head_dim 128
     c.explicit_head_dim = 128;
-    c.max_position_embeddings = 32768;
-    c.rms_norm_eps = 1e-6;
-    c.rope_theta = 10000.0;
     c.qk_norm = true;
   };
   f.read_fields = [](const json& j, LlmConfig& c, const std::string& where) {
