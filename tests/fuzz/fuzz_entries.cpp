@@ -120,19 +120,25 @@ void image(const uint8_t* data, std::size_t size) {
   });
 }
 
+
+// The tokenizers of the named fixtures that have `file` (tokenizer.model or vocab.json).
+static std::vector<std::unique_ptr<tokenizer::Tokenizer>> fixture_tokenizers(std::initializer_list<const char*> names,
+                                                                      const char* file) {
+  std::vector<std::unique_ptr<tokenizer::Tokenizer>> out;
+  const char* env = std::getenv("INTERNVL_FIXTURES_DIR");
+  const std::string root = env && *env ? env : INTERNVL_FUZZ_FIXTURES_DIR;
+  for (const char* name : names) {
+    const std::string dir = root + "/" + name;
+    if (::access((dir + "/" + file).c_str(), R_OK) == 0) out.push_back(std::make_unique<tokenizer::Tokenizer>(dir));
+  }
+  if (out.empty()) std::abort();  // nothing to fuzz: the fixtures are missing
+  return out;
+}
+
 void tokenizer(const uint8_t* data, std::size_t size) {
   // The fixtures' tokenizers: InternLM2 (chat), LLaMA (chat) and LLaMA legacy (retrieval).
-  static const std::vector<std::unique_ptr<tokenizer::Tokenizer>> tokenizers = [] {
-    std::vector<std::unique_ptr<tokenizer::Tokenizer>> out;
-    const char* env = std::getenv("INTERNVL_FIXTURES_DIR");
-    const std::string root = env && *env ? env : INTERNVL_FUZZ_FIXTURES_DIR;
-    for (const char* name : {"internvl-chat-internlm2-tiny", "internvl-chat-llama-tiny", "internvl-14b-tiny"}) {
-      const std::string dir = root + "/" + name;
-      if (::access((dir + "/tokenizer.model").c_str(), R_OK) == 0) out.push_back(std::make_unique<tokenizer::Tokenizer>(dir));
-    }
-    if (out.empty()) std::abort();  // nothing to fuzz: the fixtures are missing
-    return out;
-  }();
+  static const auto tokenizers = fixture_tokenizers(
+      {"internvl-chat-internlm2-tiny", "internvl-chat-llama-tiny", "internvl-14b-tiny"}, "tokenizer.model");
   if (size == 0) return;
   const auto& tok = *tokenizers[data[0] % tokenizers.size()];
   const int op = (data[0] / 4) % 4;
@@ -172,17 +178,8 @@ void tokenizer(const uint8_t* data, std::size_t size) {
 
 void tokenizer_bpe(const uint8_t* data, std::size_t size) {
   // The byte-level BPE (Qwen2Tokenizer) of the Qwen chat fixtures: small vocabularies, real rules.
-  static const std::vector<std::unique_ptr<tokenizer::Tokenizer>> tokenizers = [] {
-    std::vector<std::unique_ptr<tokenizer::Tokenizer>> out;
-    const char* env = std::getenv("INTERNVL_FIXTURES_DIR");
-    const std::string root = env && *env ? env : INTERNVL_FUZZ_FIXTURES_DIR;
-    for (const char* name : {"internvl-chat-qwen2-tiny", "internvl-chat-qwen3-tiny"}) {
-      const std::string dir = root + "/" + name;
-      if (::access((dir + "/vocab.json").c_str(), R_OK) == 0) out.push_back(std::make_unique<tokenizer::Tokenizer>(dir));
-    }
-    if (out.empty()) std::abort();  // nothing to fuzz: the fixtures are missing
-    return out;
-  }();
+  static const auto tokenizers =
+      fixture_tokenizers({"internvl-chat-qwen2-tiny", "internvl-chat-qwen3-tiny"}, "vocab.json");
   if (size == 0) return;
   const auto& tok = *tokenizers[data[0] % tokenizers.size()];
   const int op = (data[0] / 2) % 4;
