@@ -41,6 +41,14 @@ std::shared_ptr<torch::nn::Module> path(torch::nn::Module& root, const std::stri
   }
 }
 
+// Registers `module` at a dotted path below `root` ("model.layers"), creating the parent levels.
+template <typename Holder>
+Holder register_at(torch::nn::Module& root, const std::string& dotted, Holder module) {
+  const size_t dot = dotted.rfind('.');
+  if (dot == std::string::npos) return root.register_module(dotted, std::move(module));
+  return path(root, dotted.substr(0, dot))->register_module(dotted.substr(dot + 1), std::move(module));
+}
+
 }  // namespace
 
 DecoderLayerImpl::DecoderLayerImpl(const io::LlmConfig& c, const io::LlmFamily& family, const nn::ParamInit& init)
@@ -145,13 +153,8 @@ CausalLMImpl::CausalLMImpl(const io::LlmConfig& c, const nn::ParamInit& init)
   embed_weight = embed->register_parameter("weight", at::empty({c.vocab_size, c.hidden_size}, init.options()));
   auto layer_list = torch::nn::ModuleList();
   for (int i = 0; i < c.num_hidden_layers; ++i) layer_list->push_back(DecoderLayer(c, *family_, init));
-  const auto layers_at = n.layers.rfind('.');
-  layers = (layers_at == std::string::npos ? static_cast<torch::nn::Module&>(*this) : *path(*this, n.layers.substr(0, layers_at)))
-               .register_module(n.layers.substr(layers_at == std::string::npos ? 0 : layers_at + 1), layer_list);
-  const auto norm_at = n.final_norm.rfind('.');
-  norm = (norm_at == std::string::npos ? static_cast<torch::nn::Module&>(*this) : *path(*this, n.final_norm.substr(0, norm_at)))
-             .register_module(n.final_norm.substr(norm_at == std::string::npos ? 0 : norm_at + 1),
-                              nn::Norm(nn::NormKind::kRMSNorm, c.hidden_size, c.rms_norm_eps, init));
+  layers = register_at(*this, n.layers, layer_list);
+  norm = register_at(*this, n.final_norm, nn::Norm(nn::NormKind::kRMSNorm, c.hidden_size, c.rms_norm_eps, init));
   if (c.tie_word_embeddings) {
     output_weight = embed_weight;
   } else {
