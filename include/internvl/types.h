@@ -81,7 +81,7 @@ class Image {
 struct ModelInfo {
   std::string path;                ///< the checkpoint directory
   std::string architecture;        ///< config.json architectures[0]: "InternVLModel", "InternVLChatModel"
-  std::string language_model;      ///< "LlamaForCausalLM" (QLLaMA or chat LLM), "InternLM2ForCausalLM"
+  std::string language_model;      ///< llm_config.architectures[0], e.g. "Qwen2ForCausalLM" ("LlamaForCausalLM" for QLLaMA)
   int vision_hidden_size = 0;      ///< InternViT width
   int vision_layers = 0;           ///< InternViT depth
   int image_size = 0;              ///< input resolution of the vision tower (per tile for chat models)
