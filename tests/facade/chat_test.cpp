@@ -182,7 +182,9 @@ TEST_P(ChatFacade, SeveralImagesWithoutPlaceholdersGetTheReadmePrompt) {
 }
 
 TEST(ChatFacadeRetrieval, RetrievalCheckpointsRefuseChat) {
-  for (const auto& fixture : internvl::testing::fixtures_with_architecture("InternVLModel")) {
+  const auto fixtures = internvl::testing::fixtures_with_architecture("InternVLModel");
+  if (fixtures.empty()) GTEST_SKIP() << "no fixture for this test under " << internvl::testing::fixtures_dir();
+  for (const auto& fixture : fixtures) {
     const auto model = Model::load(internvl::testing::fixture_path(fixture));
     ChatRequest request;
     request.question = "hi";

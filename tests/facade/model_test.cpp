@@ -31,7 +31,11 @@ TEST(Model, LoadsEveryFixtureAndDescribesIt) {
 }
 
 TEST(Model, VisionFeaturesThroughTheFacadeMatchReferences) {
-  for (const auto& fixture : internvl::testing::fixtures_with_architecture("InternVLChatModel")) {
+  const auto fixtures = internvl::testing::fixtures_with_architecture("InternVLChatModel");
+  if (fixtures.empty() && internvl::testing::fixtures_with_architecture("InternVLModel").empty()) {
+    GTEST_SKIP() << "no fixture for this test under " << internvl::testing::fixtures_dir();
+  }
+  for (const auto& fixture : fixtures) {
     SCOPED_TRACE(fixture);
     const auto ref = internvl::testing::fixture_reference(fixture);
     const auto image = ref.at("inputs").at("conversations").at(0).at("image").get<std::string>();

@@ -124,7 +124,9 @@ TEST_P(RetrievalFacade, BadArgumentsAreTypedErrors) {
 }
 
 TEST(RetrievalFacadeChat, ChatCheckpointsRefuseRetrieval) {
-  for (const auto& fixture : internvl::testing::fixtures_with_architecture("InternVLChatModel")) {
+  const auto fixtures = internvl::testing::fixtures_with_architecture("InternVLChatModel");
+  if (fixtures.empty()) GTEST_SKIP() << "no fixture for this test under " << internvl::testing::fixtures_dir();
+  for (const auto& fixture : fixtures) {
     const auto model = Model::load(internvl::testing::fixture_path(fixture));
     EXPECT_THROW(model.embed_text({"a"}), UnsupportedError);
     EXPECT_THROW(model.create_index(EmbedMode::kC), UnsupportedError);

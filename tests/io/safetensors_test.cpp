@@ -183,7 +183,9 @@ std::vector<std::string> model_files(const std::string& fixture) {
 TEST(SafetensorsFixtures, FixturesExist) { ASSERT_FALSE(internvl::testing::fixture_names().empty()) << internvl::testing::fixtures_dir(); }
 
 TEST(SafetensorsFixtures, CheckpointNamesMatchIndexOrHeader) {
-  for (const auto& fixture : internvl::testing::fixture_names()) {
+  const auto fixtures = internvl::testing::fixture_names();
+  if (fixtures.empty()) GTEST_SKIP() << "no fixture for this test under " << internvl::testing::fixtures_dir();
+  for (const auto& fixture : fixtures) {
     SCOPED_TRACE(fixture);
     const fs::path dir = internvl::testing::fixture_path(fixture);
     Checkpoint ckpt(dir.string());
@@ -207,7 +209,9 @@ TEST(SafetensorsFixtures, CheckpointNamesMatchIndexOrHeader) {
 }
 
 TEST(SafetensorsFixtures, ViewsMatchHeadersAndBytes) {
-  for (const auto& fixture : internvl::testing::fixture_names()) {
+  const auto fixtures = internvl::testing::fixture_names();
+  if (fixtures.empty()) GTEST_SKIP() << "no fixture for this test under " << internvl::testing::fixtures_dir();
+  for (const auto& fixture : fixtures) {
     for (const auto& file : model_files(fixture)) {
       SCOPED_TRACE(file);
       SafetensorsFile st(file);
@@ -240,7 +244,9 @@ TEST(SafetensorsFixtures, ViewsMatchHeadersAndBytes) {
 }
 
 TEST(SafetensorsFixtures, ReferenceTensorsHaveDeclaredDtypeAndShape) {
-  for (const auto& fixture : internvl::testing::fixture_names()) {
+  const auto fixtures = internvl::testing::fixture_names();
+  if (fixtures.empty()) GTEST_SKIP() << "no fixture for this test under " << internvl::testing::fixtures_dir();
+  for (const auto& fixture : fixtures) {
     SCOPED_TRACE(fixture);
     const auto reference = internvl::testing::fixture_reference(fixture);
     SafetensorsFile st((fs::path(internvl::testing::fixture_path(fixture)) / "reference.safetensors").string());
@@ -265,7 +271,9 @@ TEST(SafetensorsFixtures, ReferenceTensorsHaveDeclaredDtypeAndShape) {
 }
 
 TEST(SafetensorsFixtures, Bf16ToFloat32IsExact) {
-  for (const auto& fixture : internvl::testing::fixture_names()) {
+  const auto fixtures = internvl::testing::fixture_names();
+  if (fixtures.empty()) GTEST_SKIP() << "no fixture for this test under " << internvl::testing::fixtures_dir();
+  for (const auto& fixture : fixtures) {
     SCOPED_TRACE(fixture);
     Checkpoint ckpt(internvl::testing::fixture_path(fixture));
     std::size_t checked = 0;
