@@ -18,6 +18,9 @@
 namespace internvl::kernels {
 namespace {
 
+// Weight rows one pass of the single-row kernel streams at once (and the unit of the thread split).
+constexpr int kRowBlock = 8;
+
 std::atomic<bool>& enabled_flag() {
   static std::atomic<bool> flag{[] {
     const char* env = std::getenv("INTERNVL_CPU_GEMV");
@@ -47,35 +50,30 @@ __attribute__((target("avx2,fma"))) inline float hsum(__m256 v) {
   return _mm_cvtss_f32(_mm_add_ss(t, _mm_shuffle_ps(t, t, 1)));
 }
 
-// Four weight rows at a time against each x row: every weight is loaded once per call.
-template <int kRows>
+// kBlock weight rows at a time against each of the kRows x rows: every weight is loaded once per
+// call, and kBlock independent streams keep the memory system busy.
+template <int kRows, int kBlock>
 __attribute__((target("avx2,fma"))) void gemv_avx2(const float* x, const float* w, const float* b, float* y,
                                                     int64_t k, int64_t n, int64_t n0, int64_t n1) {
   const int64_t k8 = k & ~int64_t{7};
   int64_t j = n0;
-  for (; j + 4 <= n1; j += 4) {
-    const float* w0 = w + j * k;
-    const float* w1 = w0 + k;
-    const float* w2 = w1 + k;
-    const float* w3 = w2 + k;
-    __m256 acc[kRows][4];
+  for (; j + kBlock <= n1; j += kBlock) {
+    const float* wr[kBlock];
+    for (int r = 0; r < kBlock; ++r) wr[r] = w + (j + r) * k;
+    __m256 acc[kRows][kBlock];
     for (int m = 0; m < kRows; ++m)
-      for (int r = 0; r < 4; ++r) acc[m][r] = _mm256_setzero_ps();
+      for (int r = 0; r < kBlock; ++r) acc[m][r] = _mm256_setzero_ps();
     for (int64_t i = 0; i < k8; i += 8) {
-      const __m256 a0 = _mm256_loadu_ps(w0 + i), a1 = _mm256_loadu_ps(w1 + i);
-      const __m256 a2 = _mm256_loadu_ps(w2 + i), a3 = _mm256_loadu_ps(w3 + i);
+      __m256 a[kBlock];
+      for (int r = 0; r < kBlock; ++r) a[r] = _mm256_loadu_ps(wr[r] + i);
       for (int m = 0; m < kRows; ++m) {
         const __m256 xv = _mm256_loadu_ps(x + m * k + i);
-        acc[m][0] = _mm256_fmadd_ps(a0, xv, acc[m][0]);
-        acc[m][1] = _mm256_fmadd_ps(a1, xv, acc[m][1]);
-        acc[m][2] = _mm256_fmadd_ps(a2, xv, acc[m][2]);
-        acc[m][3] = _mm256_fmadd_ps(a3, xv, acc[m][3]);
+        for (int r = 0; r < kBlock; ++r) acc[m][r] = _mm256_fmadd_ps(a[r], xv, acc[m][r]);
       }
     }
     for (int m = 0; m < kRows; ++m) {
       const float* xr = x + m * k;
-      const float* wr[4] = {w0, w1, w2, w3};
-      for (int r = 0; r < 4; ++r) {
+      for (int r = 0; r < kBlock; ++r) {
         float s = hsum(acc[m][r]);
         for (int64_t i = k8; i < k; ++i) s += xr[i] * wr[r][i];
         y[m * n + j + r] = s + (b ? b[j + r] : 0.f);
@@ -96,10 +94,10 @@ void gemv_range(const float* x, int64_t rows, const float* w, const float* b, fl
 #ifdef INTERNVL_GEMV_X86
   if (has_avx2_fma()) {
     switch (rows) {
-      case 1: return gemv_avx2<1>(x, w, b, y, k, n, n0, n1);
-      case 2: return gemv_avx2<2>(x, w, b, y, k, n, n0, n1);
-      case 3: return gemv_avx2<3>(x, w, b, y, k, n, n0, n1);
-      default: return gemv_avx2<4>(x, w, b, y, k, n, n0, n1);
+      case 1: return gemv_avx2<1, kRowBlock>(x, w, b, y, k, n, n0, n1);
+      case 2: return gemv_avx2<2, 4>(x, w, b, y, k, n, n0, n1);
+      case 3: return gemv_avx2<3, 4>(x, w, b, y, k, n, n0, n1);
+      default: return gemv_avx2<4, 4>(x, w, b, y, k, n, n0, n1);
     }
   }
 #endif
@@ -137,10 +135,11 @@ at::Tensor cpu_gemv(const at::Tensor& x, const at::Tensor& w, const at::Tensor& 
   const float* wp = w.data_ptr<float>();
   const float* bp = bc.defined() ? bc.data_ptr<float>() : nullptr;
   float* yp = y.data_ptr<float>();
-  // Chunks of whole 4-row groups, at least 256 KiB of weights each (thread start-up is not free).
-  const int64_t grain = std::max<int64_t>(4, ((256 * 1024 / 4) / k + 3) & ~int64_t{3});
-  at::parallel_for(0, (n + 3) / 4, grain / 4, [&](int64_t g0, int64_t g1) {
-    gemv_range(xp, rows, wp, bp, yp, k, n, g0 * 4, std::min(n, g1 * 4));
+  // Chunks of whole row blocks, at least 256 KiB of weights each (thread start-up is not free).
+  constexpr int64_t kGroup = kRowBlock;
+  const int64_t groups_per_chunk = std::max<int64_t>(1, (256 * 1024 / 4) / k / kGroup);
+  at::parallel_for(0, (n + kGroup - 1) / kGroup, groups_per_chunk, [&](int64_t g0, int64_t g1) {
+    gemv_range(xp, rows, wp, bp, yp, k, n, g0 * kGroup, std::min(n, g1 * kGroup));
   });
   return y;
 }
