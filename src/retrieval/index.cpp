@@ -1,6 +1,10 @@
 // The public Index: brute force (retrieval::EmbeddingIndex) or FAISS (retrieval::FaissIndex).
 #include "internvl/index.h"
 
+#include <unistd.h>
+
+#include <fstream>
+
 #include "common/check.h"
 #include "common/eigen_tensor.h"
 #include "retrieval/embedding_index.h"
@@ -73,10 +77,40 @@ Index::Index(Index&&) noexcept = default;
 Index& Index::operator=(Index&&) noexcept = default;
 Index::~Index() = default;
 
+namespace {
+
+// Whether `path` holds a safetensors file (the flat backend): its 8-byte little-endian header
+// length fits in the file and the header starts with '{'. Decided by content, so a sidecar left
+// by an earlier FAISS index at the same path cannot redirect the load.
+bool looks_like_safetensors(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  unsigned char head[9] = {};
+  if (!in.read(reinterpret_cast<char*>(head), sizeof(head))) return false;
+  uint64_t length = 0;
+  for (int i = 7; i >= 0; --i) length = (length << 8) | head[i];
+  in.seekg(0, std::ios::end);
+  const auto size = static_cast<uint64_t>(in.tellg());
+  return head[8] == '{' && length >= 2 && length <= size - 8;
+}
+
+// Removes `<path>.json` when it is a FAISS index sidecar of ours (nothing else is touched).
+void remove_faiss_sidecar(const std::string& path) {
+  const std::string sidecar = path + ".json";
+  std::ifstream in(sidecar);
+  if (!in.good()) return;
+  std::string head(256, '\0');
+  in.read(head.data(), static_cast<std::streamsize>(head.size()));
+  head.resize(static_cast<size_t>(in.gcount()));
+  in.close();
+  if (head.find("\"internvl-faiss-index\"") != std::string::npos) ::unlink(sidecar.c_str());
+}
+
+}  // namespace
+
 Index Index::load(const std::string& path) {
   auto impl = std::make_unique<Impl>();
 #ifdef INTERNVL_WITH_FAISS
-  if (retrieval::FaissIndex::is_faiss_file(path)) {
+  if (!looks_like_safetensors(path) && retrieval::FaissIndex::is_faiss_file(path)) {
     impl->faiss = std::make_unique<retrieval::FaissIndex>(retrieval::FaissIndex::load(path));
     impl->backend = impl->faiss->options().kind;
     return Index(std::move(impl));
@@ -133,6 +167,8 @@ void Index::save(const std::string& path) const {
   if (impl_->faiss) return impl_->faiss->save(path);
 #endif
   impl_->flat->save(path);
+  // The flat index is one file: a FAISS sidecar of an index this one replaced goes too.
+  remove_faiss_sidecar(path);
 }
 
 }  // namespace internvl

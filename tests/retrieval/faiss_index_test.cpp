@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <fstream>
+#include <iterator>
 #include <random>
 #include <set>
 
@@ -113,6 +115,78 @@ TEST(IndexBackends, UnknownBackendIsRejected) {
   IndexOptions options;
   options.backend = "annoy";
   EXPECT_THROW(Index("m", EmbedMode::kC, 4, options), InvalidArgument);
+}
+
+bool exists(const std::string& path) { return ::access(path.c_str(), F_OK) == 0; }
+
+// Overwriting an index with one of any other backend at the same path replaces it whole: the
+// loaded index is the new one (backend, ids, results) and no file of the old one is left behind
+// to confuse a later load (a stale FAISS sidecar once made a flat index unreadable).
+TEST(IndexBackends, OverwriteWithAnyBackendReplacesTheIndex) {
+  std::vector<std::string> backends = {"flat"};
+  if (Index::faiss_available()) backends.insert(backends.end(), {"ivf-flat", "hnsw"});
+  const int64_t d = 16;
+  const auto first_data = clustered(400, d, 8, 11, 12), second_data = clustered(300, d, 8, 13, 14);
+  std::vector<std::string> second_ids;
+  for (int64_t i = 0; i < 300; ++i) second_ids.push_back("second" + std::to_string(i));
+  for (const auto& from : backends) {
+    for (const auto& to : backends) {
+      SCOPED_TRACE(from + " -> " + to);
+      const auto path = ::testing::TempDir() + "/overwrite_" + from + "_" + to + ".index";
+      IndexOptions a, b;
+      a.backend = from;
+      b.backend = to;
+      a.nlist = b.nlist = 8;
+      Index first("model-a", EmbedMode::kC, d, a);
+      first.add(make_ids(400), first_data);
+      first.save(path);
+      Index second("model-b", EmbedMode::kG, d, b);
+      second.add(second_ids, second_data);
+      second.save(path);
+      const auto loaded = Index::load(path);
+      EXPECT_EQ(loaded.backend(), to);
+      EXPECT_EQ(loaded.model_id(), "model-b");
+      EXPECT_EQ(loaded.mode(), EmbedMode::kG);
+      EXPECT_EQ(loaded.ids(), second_ids);
+      const auto hits = loaded.search(second_data.topRows(3), 1);
+      for (int i = 0; i < 3; ++i) {
+        ASSERT_EQ(hits[i].size(), 1u);
+        EXPECT_EQ(hits[i][0].id, second_ids[i]);  // a row is its own nearest neighbour
+      }
+      EXPECT_EQ(exists(path + ".json"), to != "flat");
+      ::unlink(path.c_str());
+      ::unlink((path + ".json").c_str());
+    }
+  }
+}
+
+// A FAISS sidecar that does not belong to the index file beside it (an interrupted save, files
+// mixed up by hand) is a CheckpointError naming the file, not a wrong index.
+TEST(IndexBackends, SidecarOfAnotherIndexIsRefused) {
+  if (!Index::faiss_available()) GTEST_SKIP() << "built without FAISS";
+  const int64_t d = 16;
+  IndexOptions options;
+  options.backend = "hnsw";
+  const auto small = ::testing::TempDir() + "/sidecar_small.index", large = ::testing::TempDir() + "/sidecar_large.index";
+  Index a("m", EmbedMode::kC, d, options);
+  a.add(make_ids(50), clustered(50, d, 4, 1, 2));
+  a.save(small);
+  Index b("m", EmbedMode::kC, d, options);
+  b.add(make_ids(80), clustered(80, d, 4, 3, 4));
+  b.save(large);
+  std::ifstream in(small + ".json", std::ios::binary);
+  const std::string sidecar((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::ofstream(large + ".json", std::ios::binary) << sidecar;
+  try {
+    Index::load(large);
+    ADD_FAILURE() << "a mismatched sidecar was accepted";
+  } catch (const CheckpointError& e) {
+    EXPECT_NE(std::string(e.what()).find(large), std::string::npos) << e.what();
+  }
+  for (const auto& p : {small, large}) {
+    ::unlink(p.c_str());
+    ::unlink((p + ".json").c_str());
+  }
 }
 
 }  // namespace

@@ -134,6 +134,10 @@ void FaissIndex::save(const std::string& path) const {
                          {"mode", info_.mode},                {"dim", info_.dim},      {"kind", options_.kind},
                          {"nlist", options_.nlist},           {"nprobe", options_.nprobe}, {"hnsw_m", options_.hnsw_m},
                          {"ef_search", options_.ef_search},   {"ids", ids_}};
+  // The size of the index file this sidecar belongs to: the two files are renamed one after the
+  // other, and a load must not pair a new sidecar with an old index (an interrupted save).
+  struct stat written{};
+  if (::stat(temp.c_str(), &written) == 0) meta["index_bytes"] = static_cast<int64_t>(written.st_size);
   const std::string text = meta.dump();
   write_file_atomically(path + ".json", [&](int fd) { write_all(fd, text.data(), text.size(), path + ".json"); });
   if (::rename(temp.c_str(), path.c_str()) != 0) {
@@ -168,6 +172,14 @@ FaissIndex FaissIndex::load(const std::string& path) {
     options.ef_search = meta.at("ef_search").get<int64_t>();
   } catch (const nlohmann::json::exception& e) {
     INTERNVL_THROW(CheckpointError, path, ".json: missing or mistyped field (", e.what(), ")");
+  }
+  if (meta.contains("index_bytes")) {
+    struct stat st{};
+    const int64_t expected = meta.at("index_bytes").get<int64_t>();
+    const int64_t actual = ::stat(path.c_str(), &st) == 0 ? static_cast<int64_t>(st.st_size) : -1;
+    INTERNVL_CHECK(actual == expected, CheckpointError, path, ": the FAISS file has ", actual,
+                   " bytes but its sidecar ", path, ".json describes one of ", expected,
+                   " (a save was interrupted, or the files come from different indexes): index again");
   }
   FaissIndex index(info, options);
   try {
