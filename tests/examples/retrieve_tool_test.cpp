@@ -387,6 +387,32 @@ TEST_P(RetrieveTool, HnswBackendIndexesAndSearches) {
   EXPECT_EQ(run_tool(args).status, 2);
 }
 
+// The repro of issue 17: an HNSW index overwritten by a flat one stays searchable, holds only the
+// new images, and leaves no FAISS sidecar behind.
+TEST_P(RetrieveTool, OverwritingAnHnswIndexWithAFlatOneKeepsItReadable) {
+  if (!internvl::Index::faiss_available()) GTEST_SKIP() << "built without FAISS";
+  ASSERT_GE(images_.size(), 2u);
+  const std::string index = (work_ / "overwrite.index").string();
+  auto args = base("index");
+  args.insert(args.end(), {"--backend", "hnsw", "--index", index, images_[0]});
+  auto run = run_tool(args);
+  ASSERT_EQ(run.status, 0) << describe(run);
+  ASSERT_TRUE(fs::exists(index + ".json"));
+  args = base("index");
+  args.insert(args.end(), {"--overwrite", "--index", index, "--json", images_[1]});
+  run = run_tool(args);
+  ASSERT_EQ(run.status, 0) << describe(run);
+  EXPECT_EQ(parse_json(run).value("size", -1), 1) << run.out;
+  EXPECT_FALSE(fs::exists(index + ".json"));
+  args = base("search");
+  args.insert(args.end(), {"--index", index, "--json", "--query", "a photo"});
+  run = run_tool(args);
+  ASSERT_EQ(run.status, 0) << describe(run);
+  const auto doc = parse_json(run);
+  ASSERT_EQ(doc["results"][0]["hits"].size(), 1u) << run.out;
+  EXPECT_EQ(doc["results"][0]["hits"][0]["id"].get<std::string>(), images_[1]);
+}
+
 TEST_P(RetrieveTool, RuntimeErrorsExitOne) {
   // Missing model folder.
   auto run = run_tool({"embed", "--model", (work_ / "no-such-model").string(), "--texts", "a"});
