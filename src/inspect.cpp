@@ -9,6 +9,7 @@
 
 #include "internvl/error.h"
 #include "io/config.h"
+#include "io/hf_cache.h"
 #include "io/safetensors.h"
 #include "io/state_dict.h"
 #include "models/internvl_chat.h"
@@ -85,13 +86,17 @@ void add_memory_estimates(CheckpointReport& report, const std::optional<io::LlmC
 
 }  // namespace
 
-CheckpointReport inspect_checkpoint(const std::string& directory) {
+CheckpointReport inspect_checkpoint(const std::string& model_argument) {
   CheckpointReport report;
-  report.path = directory;
-  if (!fs::is_directory(directory)) {
-    report.problems.push_back("'" + directory + "' is not a directory");
+  report.path = model_argument;
+  std::string directory;
+  try {
+    directory = io::resolve_model_directory(model_argument);  // a folder, or an id in the local HF cache
+  } catch (const Error& e) {
+    report.problems.push_back(e.what());
     return report;
   }
+  report.path = directory;
   const std::string config_path = (fs::path(directory) / "config.json").string();
 
   std::optional<io::Checkpoint> checkpoint;

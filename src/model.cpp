@@ -15,6 +15,7 @@
 #include "generation/generator.h"
 #include "tokenizer/chat_template.h"
 #include "internvl/torch.h"
+#include "io/hf_cache.h"
 #include "io/memory_check.h"
 #include "io/safetensors.h"
 #include "io/state_dict.h"
@@ -382,8 +383,10 @@ Model::~Model() = default;
 const ModelInfo& Model::info() const { return impl_->info; }
 const LoadOptions& Model::options() const { return impl_->options; }
 
-Model Model::load(const std::string& directory, const LoadOptions& options) {
-  INTERNVL_CHECK(fs::is_directory(directory), ConfigError, "model directory '", directory, "' does not exist");
+Model Model::load(const std::string& model, const LoadOptions& options) {
+  // A folder, or a Hugging Face id found in the local cache (never downloaded).
+  const std::string resolved = io::resolve_model_directory(model);
+  const std::string& directory = resolved;
   INTERNVL_CHECK(options.num_threads >= 0, InvalidArgument, "LoadOptions.num_threads must be >= 0, got ",
                  options.num_threads);
   if (options.num_threads > 0) at::set_num_threads(options.num_threads);

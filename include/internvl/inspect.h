@@ -49,7 +49,8 @@ struct CheckpointReport {
 
 /// Reads config.json, every safetensors header (not the data), the tokenizer and the template,
 /// and compares the checkpoint's tensors with the ones the model needs. Never throws for a bad
-/// folder: every failure becomes an entry of `problems`.
-CheckpointReport inspect_checkpoint(const std::string& directory);
+/// folder: every failure becomes an entry of `problems`. `model` is a folder or a Hugging Face id
+/// in the local cache, as for Model::load; `path` of the report is the folder read.
+CheckpointReport inspect_checkpoint(const std::string& model);
 
 }  ///< namespace internvl

@@ -20,8 +20,11 @@ class Model {
  public:
   /// Loads a checkpoint folder as `huggingface-cli download` leaves it: config.json (its
   /// `architectures` selects the model family) and model.safetensors or sharded safetensors with
-  /// model.safetensors.index.json. Throws ConfigError / CheckpointError naming the file and field.
-  static Model load(const std::string& directory, const LoadOptions& options = {});
+  /// model.safetensors.index.json. `model` is that folder, or a Hugging Face id
+  /// ("OpenGVLab/InternVL3-8B", "ORG/NAME@REVISION") already downloaded into the local cache
+  /// ($HF_HUB_CACHE, $HF_HOME/hub or ~/.cache/huggingface/hub; nothing is fetched). Throws
+  /// ConfigError / CheckpointError naming the file and field (for an id: every place looked in).
+  static Model load(const std::string& model, const LoadOptions& options = {});
 
   Model(Model&&) noexcept;             ///< movable, not copyable
   Model& operator=(Model&&) noexcept;  ///< movable, not copyable
