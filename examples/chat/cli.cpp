@@ -52,29 +52,32 @@ void print_usage(std::FILE* out) {
       "With --prompt, answers once (streamed to stdout) and exits; without it (or with\n"
       "--interactive) starts a multi-turn conversation read line by line from stdin.\n"
       "\n"
-      "  --model DIR              checkpoint folder (config.json + safetensors + tokenizer)\n"
+      "  -m, --model DIR|ID       checkpoint folder (config.json + safetensors + tokenizer), or a\n"
+      "                           Hugging Face id already in the local cache (ORG/NAME[@REV])\n"
       "  --image FILE             an image for the conversation; repeat for several\n"
-      "  --prompt TEXT            the question, as the official chat() takes it: without an\n"
+      "  -p, --prompt TEXT        the question, as the official chat() takes it: without an\n"
       "                           \"<image>\" placeholder, \"<image>\\n\" is prepended (for several\n"
       "                           images \"Image-1: <image>\\n...\", as the official README);\n"
       "                           \"-\" reads the question from stdin\n"
       "  --interactive            start the conversation prompt (after --prompt's answer, if given)\n"
       "  --system TEXT            system message (default: the template's)\n"
       "  --max-tiles N            dynamic tiles per image (default 0: the config's max_dynamic_patch)\n"
-      "  --max-new-tokens N       longest answer in tokens (default 512)\n"
+      "  -n, --max-new-tokens N   longest answer in tokens (default 512)\n"
+      "  --stop TEXT              end the answer before TEXT (repeatable)\n"
       "  --greedy                 greedy decoding (the default; overrides the sampling flags)\n"
       "  --sample                 sample instead of greedy decoding\n"
-      "  --temperature T          sampling temperature (> 0, default 1); implies --sample\n"
+      "  --temperature T, --temp  sampling temperature (default 1); implies --sample; 0 is greedy\n"
       "  --top-k K                keep the K most likely tokens (0 = off); implies --sample\n"
       "  --top-p P                nucleus sampling, P in (0, 1] (1 = off); implies --sample\n"
       "  --repetition-penalty R   penalise repeated tokens (> 0, 1 = off); implies --sample\n"
       "  --seed S                 sampling seed (default: random); implies --sample\n"
-      "  --device cpu|cuda        where to run (default cpu)\n"
+      "  --device cpu|cuda|cuda:N where to run (default cpu)\n"
       "  --dtype fp32|bf16|fp16   compute dtype (default fp32)\n"
       "  --threads N              CPU threads (default: LibTorch's)\n"
       "  --dump FILE.safetensors  save input_ids, output_ids and first_logits of the answer\n"
       "                           (the last turn, in a conversation)\n"
       "  -h, --help               show this help\n"
+      "  --version                print the version and exit\n"
       "\n"
       "Conversation commands: /image PATH, /reset, /help, /quit (or Ctrl-D). End a line with\n"
       "'\\' to continue the question on the next line. Ctrl-C stops the answer being generated.\n",
@@ -105,13 +108,16 @@ Options parse_command_line(int argc, const char* const* argv) {
     if (arg == "-h" || arg == "--help") {
       no_value();
       options.help = true;
-    } else if (arg == "--model") {
+    } else if (arg == "--version") {
+      no_value();
+      options.version = true;
+    } else if (arg == "--model" || arg == "-m") {
       options.model_dir = value();
       if (options.model_dir.empty()) throw UsageError("--model needs a directory");
     } else if (arg == "--image") {
       options.images.push_back(value());
       if (options.images.back().empty()) throw UsageError("--image needs a file");
-    } else if (arg == "--prompt") {
+    } else if (arg == "--prompt" || arg == "-p") {
       options.prompt = value();
     } else if (arg == "--interactive") {
       no_value();
@@ -120,7 +126,7 @@ Options parse_command_line(int argc, const char* const* argv) {
       options.system_message = value();
     } else if (arg == "--max-tiles") {
       options.max_tiles = static_cast<int>(parse_integer(arg, value(), 0, 1 << 16));
-    } else if (arg == "--max-new-tokens") {
+    } else if (arg == "--max-new-tokens" || arg == "-n") {
       options.generation.max_new_tokens =
           static_cast<int>(parse_integer(arg, value(), 1, std::numeric_limits<int>::max()));
     } else if (arg == "--greedy") {
@@ -129,11 +135,16 @@ Options parse_command_line(int argc, const char* const* argv) {
     } else if (arg == "--sample") {
       no_value();
       sampling = true;
-    } else if (arg == "--temperature") {
+    } else if (arg == "--temperature" || arg == "--temp") {
       const double t = parse_real(arg, value());
-      if (!(t > 0)) throw UsageError("--temperature must be > 0");
-      options.generation.temperature = t;
-      sampling = true;
+      if (!(t >= 0)) throw UsageError(arg + " must be >= 0 (0: greedy)");
+      // 0 is greedy decoding, as llama.cpp and transformers users expect.
+      if (t == 0) {
+        greedy = true;
+      } else {
+        options.generation.temperature = t;
+        sampling = true;
+      }
     } else if (arg == "--top-k") {
       options.generation.top_k = static_cast<int>(parse_integer(arg, value(), 0, std::numeric_limits<int>::max()));
       sampling = true;
@@ -153,10 +164,13 @@ Options parse_command_line(int argc, const char* const* argv) {
       sampling = true;
     } else if (arg == "--device") {
       try {
-        options.load.device = internvl::parse_device(value());
+        internvl::set_device(options.load, value());
       } catch (const internvl::Error& e) {
         throw UsageError(std::string("--device: ") + e.what());
       }
+    } else if (arg == "--stop") {
+      options.generation.stop_strings.push_back(value());
+      if (options.generation.stop_strings.back().empty()) throw UsageError("--stop needs a non-empty string");
     } else if (arg == "--dtype") {
       try {
         options.load.dtype = internvl::parse_dtype(value());
@@ -176,7 +190,7 @@ Options parse_command_line(int argc, const char* const* argv) {
   }
   options.generation.do_sample = sampling && !greedy;
   if (options.generation.do_sample && !options.seed_given) options.generation.seed = std::random_device{}();
-  if (!options.help && options.model_dir.empty()) throw UsageError("--model DIR is required");
+  if (!options.help && !options.version && options.model_dir.empty()) throw UsageError("--model DIR is required");
   return options;
 }
 

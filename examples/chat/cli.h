@@ -18,7 +18,7 @@ class UsageError : public std::runtime_error {
 };
 
 struct Options {
-  std::string model_dir;                // --model
+  std::string model_dir;                // -m / --model (a folder or a cached Hugging Face id)
   std::vector<std::string> images;      // --image (repeatable), in order
   std::optional<std::string> prompt;    // --prompt ("-": read the question from stdin)
   bool interactive = false;             // --interactive (also implied by no --prompt)
@@ -29,6 +29,7 @@ struct Options {
   std::string system_message;           // --system (empty: the template's default)
   std::string dump_path;                // --dump
   bool help = false;                    // -h / --help
+  bool version = false;                 // --version
 };
 
 // Parses argv (argv[0] is skipped). Throws UsageError on unknown options, missing or malformed

@@ -34,6 +34,10 @@ int run(int argc, char** argv) {
     chat_tool::print_usage(stdout);
     return 0;
   }
+  if (options.version) {
+    std::printf("internvl-chat %s\n", INTERNVL_VERSION_STRING);
+    return 0;
+  }
   const bool one_shot = options.prompt.has_value() && !options.interactive;
   if (options.prompt && *options.prompt == "-") {
     if (options.interactive) {

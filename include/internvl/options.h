@@ -66,6 +66,9 @@ const char* to_string(Device device);  ///< "cpu" | "cuda"
 const char* to_string(DType dtype);    ///< "fp32" | "bf16" | "fp16"
 /// Parses "cpu" or "cuda"; InvalidArgument otherwise.
 Device parse_device(const std::string& text);
+/// Parses "cpu", "cuda" or "cuda:N" into `options.device` and `options.device_index`, as every
+/// tool's --device takes it; InvalidArgument naming the text otherwise.
+void set_device(LoadOptions& options, const std::string& text);
 /// Parses "fp32"/"float32", "bf16"/"bfloat16" or "fp16"/"float16"; InvalidArgument otherwise.
 DType parse_dtype(const std::string& text);
 

@@ -31,6 +31,22 @@ Device parse_device(const std::string& text) {
   INTERNVL_THROW(InvalidArgument, "device '", text, "' is not one of cpu, cuda");
 }
 
+void set_device(LoadOptions& options, const std::string& text) {
+  const auto colon = text.find(':');
+  const Device device = parse_device(text.substr(0, colon));
+  int index = 0;
+  if (colon != std::string::npos) {
+    const std::string digits = text.substr(colon + 1);
+    const bool numeric = !digits.empty() && digits.size() <= 4 &&
+                         std::all_of(digits.begin(), digits.end(), [](unsigned char c) { return std::isdigit(c); });
+    INTERNVL_CHECK(device == Device::kCUDA && numeric, InvalidArgument, "device '", text,
+                   "' is not one of cpu, cuda, cuda:N");
+    index = std::stoi(digits);
+  }
+  options.device = device;
+  options.device_index = index;
+}
+
 DType parse_dtype(const std::string& text) {
   const auto t = lower(text);
   if (t == "fp32" || t == "float32" || t == "float") return DType::kFloat32;

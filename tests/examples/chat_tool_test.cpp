@@ -24,9 +24,11 @@
 #include <vector>
 
 #include "io/safetensors.h"
+#include "internvl/version.h"
 #include "io/tensor_convert.h"
 #include "support/fixtures.h"
 #include "support/tool_runner.h"
+#include "tokenizer/text_util.h"
 
 
 using internvl::testing::AllCloseToReference;
@@ -231,6 +233,38 @@ TEST_P(ChatTool, GreedyOverridesSamplingAndSeedsReproduce) {
   ::unlink(dump.c_str());
 }
 
+// The flags llama.cpp users reach for: -m / -p / -n, --temperature 0 (= greedy), --temp, --stop,
+// --device cuda:N (a runtime error here, without a GPU: exit 1, not a usage error).
+TEST_P(ChatTool, ShortFlagsGreedyTemperatureZeroAndStop) {
+  const json* conv = find_conversation([](const json& c) { return !has_history(c) && !has_image(c); });
+  if (conv == nullptr) GTEST_SKIP() << fixture_ << " has no text-only conversation";
+  const std::string question = conv->at("question").get<std::string>();
+  const std::string response = conv->at("response").get<std::string>();
+  const std::string dump = temp_path("short.safetensors");
+  ToolRun run = run_tool({"-m", model_dir_, "-n", max_new_tokens_, "--temperature", "0", "--dump", dump, "-p", question});
+  ASSERT_EQ(run.status, 0) << describe(run);
+  EXPECT_TRUE(contains(run.out, response)) << describe(run);
+  expect_dump_matches(dump, *conv);
+  ::unlink(dump.c_str());
+  run = run_tool({"-m", model_dir_, "-n", max_new_tokens_, "--temp", "0", "-p", question});
+  ASSERT_EQ(run.status, 0) << describe(run);
+  EXPECT_TRUE(contains(run.out, response)) << describe(run);
+  // --stop ends the answer before the stop string.
+  if (response.size() >= 8) {
+    const std::string stop = response.substr(response.size() / 2, 3);
+    const std::string before = response.substr(0, response.find(stop));
+    run = run_tool({"-m", model_dir_, "-n", max_new_tokens_, "--stop", stop, "-p", question});
+    ASSERT_EQ(run.status, 0) << describe(run);
+    EXPECT_FALSE(contains(run.out, stop)) << describe(run);
+    EXPECT_TRUE(contains(run.out, std::string(internvl::tokenizer::python_strip(before)))) << describe(run);
+  }
+  if (!at::hasCUDA()) {
+    run = run_tool({"-m", model_dir_, "--device", "cuda:1", "-p", question});
+    EXPECT_EQ(run.status, 1) << describe(run);
+    EXPECT_TRUE(contains(run.err, "cuda")) << describe(run);
+  }
+}
+
 // ---- conversations through a pipe -------------------------------------------------------------
 
 TEST_P(ChatTool, MultiTurnConversationMatchesOfficialChat) {
@@ -368,6 +402,12 @@ TEST_F(ChatToolCli, HelpExitsZero) {
   }
 }
 
+TEST_F(ChatToolCli, VersionExitsZero) {
+  const ToolRun run = run_tool({"--version"});
+  EXPECT_EQ(run.status, 0) << describe(run);
+  EXPECT_EQ(run.out, std::string("internvl-chat ") + INTERNVL_VERSION_STRING + "\n") << describe(run);
+}
+
 TEST_F(ChatToolCli, BadUsageExitsTwo) {
   const std::string model = internvl::testing::fixtures_dir();  // never loaded: usage is checked first
   const std::vector<std::vector<std::string>> cases = {
@@ -380,7 +420,10 @@ TEST_F(ChatToolCli, BadUsageExitsTwo) {
       {"--model", model, "--max-new-tokens", "0"},
       {"--model", model, "--max-new-tokens", "12x"},
       {"--model", model, "--max-tiles", "-1"},
-      {"--model", model, "--temperature", "0"},
+      {"--model", model, "--temperature", "-0.5"},
+      {"--model", model, "--device", "cuda:x"},
+      {"--model", model, "--device", "cpu:1"},
+      {"--model", model, "--stop", ""},
       {"--model", model, "--top-p", "1.5"},
       {"--model", model, "--top-k", "-2"},
       {"--model", model, "--repetition-penalty", "nan"},
