@@ -78,21 +78,12 @@ int parse_int(const std::string& option, const std::string& text, int min_value)
   return static_cast<int>(value);
 }
 
-// "cpu", "cuda" or "cuda:N".
+// "cpu", "cuda" or "cuda:N" (the library's parser, shared by the tools).
 void parse_device_option(const std::string& text, internvl::LoadOptions& load) {
-  std::string name = text;
-  const auto colon = text.find(':');
-  if (colon != std::string::npos) {
-    name = text.substr(0, colon);
-    load.device_index = parse_int("--device", text.substr(colon + 1), 0);
-  }
   try {
-    load.device = internvl::parse_device(name);
+    internvl::set_device(load, text);
   } catch (const internvl::Error& e) {
     throw UsageError(std::string("--device: ") + e.what());
-  }
-  if (load.device == internvl::Device::kCPU && colon != std::string::npos) {
-    throw UsageError("--device cpu takes no device index");
   }
 }
 
