@@ -121,6 +121,17 @@ void image(const uint8_t* data, std::size_t size) {
 }
 
 
+// Ids from the input's bytes after the first, two at a time: mostly valid, some just past the
+// vocabulary and a few negative.
+static std::vector<int64_t> fuzz_ids(const uint8_t* data, std::size_t size, int64_t vocab_size) {
+  std::vector<int64_t> ids;
+  for (std::size_t i = 1; i + 1 < size; i += 2) {
+    const int64_t raw = data[i] | (data[i + 1] << 8);
+    ids.push_back(raw % (vocab_size + 8) - (raw > 65000 ? 70000 : 0));
+  }
+  return ids;
+}
+
 // The tokenizers of the named fixtures that have `file` (tokenizer.model or vocab.json).
 static std::vector<std::unique_ptr<tokenizer::Tokenizer>> fixture_tokenizers(std::initializer_list<const char*> names,
                                                                       const char* file) {
@@ -143,12 +154,7 @@ void tokenizer(const uint8_t* data, std::size_t size) {
   const auto& tok = *tokenizers[data[0] % tokenizers.size()];
   const int op = (data[0] / 4) % 4;
   const std::string_view text(reinterpret_cast<const char*>(data + 1), size - 1);
-  std::vector<int64_t> ids;
-  for (std::size_t i = 1; i + 1 < size; i += 2) {
-    // Mostly valid ids, some just past the vocabulary and a few negative.
-    const int64_t raw = data[i] | (data[i + 1] << 8);
-    ids.push_back(raw % (tok.vocab_size() + 8) - (raw > 65000 ? 70000 : 0));
-  }
+  const auto ids = fuzz_ids(data, size, tok.vocab_size());
   tokenizer::DecodeOptions options;
   options.skip_special_tokens = (data[0] & 2) != 0;
   expect_typed_errors([&] {
@@ -184,11 +190,7 @@ void tokenizer_bpe(const uint8_t* data, std::size_t size) {
   const auto& tok = *tokenizers[data[0] % tokenizers.size()];
   const int op = (data[0] / 2) % 4;
   const std::string_view text(reinterpret_cast<const char*>(data + 1), size - 1);
-  std::vector<int64_t> ids;
-  for (std::size_t i = 1; i + 1 < size; i += 2) {
-    const int64_t raw = data[i] | (data[i + 1] << 8);
-    ids.push_back(raw % (tok.vocab_size() + 8) - (raw > 65000 ? 70000 : 0));
-  }
+  const auto ids = fuzz_ids(data, size, tok.vocab_size());
   tokenizer::DecodeOptions options;
   options.skip_special_tokens = (data[0] & 8) != 0;
   if (data[0] & 16) options.spaces_between_special_tokens = true;

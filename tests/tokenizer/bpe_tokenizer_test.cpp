@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "internvl/error.h"
+#include "support/expect.h"
 #include "support/files.h"
 #include "support/fixtures.h"
 #include "tokenizer/bpe_tokenizer.h"
@@ -71,17 +72,7 @@ void copy_files(const std::string& fixture, const TempDir& dir, std::initializer
   return out;
 }
 
-template <typename Fn>
-void expect_config_error_naming(Fn&& fn, const std::string& file_name) {
-  try {
-    fn();
-    ADD_FAILURE() << "expected ConfigError naming " << file_name;
-  } catch (const ConfigError& e) {
-    EXPECT_NE(std::string(e.what()).find(file_name), std::string::npos) << e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "expected ConfigError, got: " << e.what();
-  }
-}
+using internvl::testing::expect_config_error_naming;
 
 // The cases of reference.json with their input text.
 struct Case {

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "internvl/error.h"
+#include "support/expect.h"
 #include "support/files.h"
 #include "support/fixtures.h"
 #include "tokenizer/chat_template.h"
@@ -71,17 +72,7 @@ void copy_tokenizer_files(const std::string& fixture, const TempDir& dir) {
                                        << "\"\n  expected: \"" << expected.substr(from, 100) << "\"";
 }
 
-template <typename Fn>
-void expect_config_error_naming(Fn&& fn, const std::string& file_name) {
-  try {
-    fn();
-    ADD_FAILURE() << "expected ConfigError naming " << file_name;
-  } catch (const ConfigError& e) {
-    EXPECT_NE(std::string(e.what()).find(file_name), std::string::npos) << e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "expected ConfigError, got: " << e.what();
-  }
-}
+using internvl::testing::expect_config_error_naming;
 
 // ---- InternVL-C/G text input -----------------------------------------------------------------
 
