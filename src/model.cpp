@@ -318,6 +318,12 @@ ChatResult Model::chat(const ChatRequest& request, const StreamCallback& on_text
   const auto context_id = tok.find_token("<IMG_CONTEXT>");
   INTERNVL_CHECK(context_id.has_value(), ConfigError, impl.info.path, ": the tokenizer has no <IMG_CONTEXT> token");
   result.input_ids = tok.encode(result.prompt);
+  if (g.fit_context) {
+    const int64_t room = impl.chat->language_model->context_length() - static_cast<int64_t>(result.input_ids.size());
+    INTERNVL_CHECK(room > 0, InvalidArgument, "the prompt (", result.input_ids.size(),
+                   " tokens) fills the model's context of ", impl.chat->language_model->context_length(), " tokens");
+    generate_options.max_new_tokens = static_cast<int>(std::min<int64_t>(generate_options.max_new_tokens, room));
+  }
   const auto ids = at::tensor(result.input_ids, at::kLong).view({1, -1});
   const int64_t context_tokens = (ids == *context_id).sum().item<int64_t>();
   INTERNVL_CHECK((request.images.empty() || placeholders_left == 0) && context_tokens == config.num_image_token() * std::accumulate(
@@ -352,6 +358,10 @@ ChatResult Model::chat(const ChatRequest& request, const StreamCallback& on_text
   }
   result.output_ids = generated.tokens;
   result.stopped_on_eos = generated.reason == generation::StopReason::kStopToken;
+  result.finish_reason = result.stopped_on_eos                                    ? FinishReason::kEndOfTurn
+                         : stopped_by_string                                      ? FinishReason::kStopString
+                         : generated.reason == generation::StopReason::kCallback ? FinishReason::kCancelled
+                                                                                  : FinishReason::kLength;
   const auto first = generated.first_logits.contiguous();
   result.first_logits.assign(first.data_ptr<float>(), first.data_ptr<float>() + first.numel());
   result.response = tokenizer::extract_response(conversation, tok.decode(result.output_ids, decode_options));

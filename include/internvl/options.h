@@ -50,6 +50,9 @@ struct GenerationOptions {
   double repetition_penalty = 1.0;  ///< > 0, 1 = off; applies to prompt and generated tokens
   uint64_t seed = 0;                ///< sampling is reproducible for a given seed
   std::vector<std::string> stop_strings;  ///< extra strings that end the response (not included)
+  /// Lower max_new_tokens to what the context leaves after the prompt (a server's default
+  /// budget); false: a prompt + max_new_tokens over the context is InvalidArgument.
+  bool fit_context = false;
 };
 
 /// Inputs of Model::chat, as the official InternVLChatModel.chat takes them.

@@ -31,6 +31,15 @@ struct ChatTurn {
   std::string answer;    ///< what the model answered
 };
 
+/// Why a chat response ended.
+enum class FinishReason {
+  kEndOfTurn,   ///< the template's end-of-turn token
+  kStopString,  ///< one of GenerationOptions::stop_strings (cut from the response)
+  kLength,      ///< max_new_tokens reached
+  kCancelled,   ///< the stream callback returned false
+};
+const char* to_string(FinishReason reason);  ///< "end_of_turn" | "stop_string" | "length" | "cancelled"
+
 /// What Model::chat produced.
 struct ChatResult {
   std::string response;               ///< decoded, cut at the end-of-turn token, stripped (official)
@@ -40,6 +49,7 @@ struct ChatResult {
   std::vector<float> first_logits;    ///< logits that chose the first new token [vocab]
   std::vector<int> tiles_per_image;   ///< num_patches_list
   bool stopped_on_eos = false;        ///< ended by the end-of-turn token (not max_new_tokens)
+  FinishReason finish_reason = FinishReason::kLength;  ///< why generation ended
 };
 
 /// One zero-shot prediction.

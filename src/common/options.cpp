@@ -57,6 +57,16 @@ DType parse_dtype(const std::string& text) {
 
 const char* to_string(EmbedMode mode) { return mode == EmbedMode::kG ? "g" : "c"; }
 
+const char* to_string(FinishReason reason) {
+  switch (reason) {
+    case FinishReason::kEndOfTurn: return "end_of_turn";
+    case FinishReason::kStopString: return "stop_string";
+    case FinishReason::kLength: return "length";
+    case FinishReason::kCancelled: return "cancelled";
+  }
+  return "length";
+}
+
 EmbedMode parse_embed_mode(const std::string& text) {
   const auto t = lower(text);
   if (t == "c") return EmbedMode::kC;
