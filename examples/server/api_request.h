@@ -15,10 +15,10 @@
 namespace internvl::server {
 
 // An error answered as {"error":{"message","type","param","code"}} with an HTTP status.
-class ApiError : public std::runtime_error {
+class ApiError : public Error {
  public:
   ApiError(int status, std::string type, std::string message, std::string param = {}, std::string code = {})
-      : std::runtime_error(message), status(status), type(std::move(type)), param(std::move(param)),
+      : Error(message), status(status), type(std::move(type)), param(std::move(param)),
         code(std::move(code)) {}
   int status;
   std::string type;   // "invalid_request_error", "authentication_error", "server_error", ...
