@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs everything the build needs on a fresh Debian 12 machine. Idempotent.
-#   apt: compilers' companions (SentencePiece, PCRE2, utf8proc, OpenCV, Eigen, nlohmann-json, GoogleTest, Benchmark, ninja, ccache, giflib, FAISS, Doxygen)
-#   PyPI: torch (LibTorch inside the wheel) into a project-local venv, pinned.
+#   apt: compilers' companions (SentencePiece, cpp-httplib, PCRE2, utf8proc, OpenCV, Eigen, nlohmann-json, GoogleTest, Benchmark, ninja, ccache, giflib, FAISS, Doxygen)
+#   PyPI: torch (LibTorch inside the wheel) into a project-local venv, pinned; the openai and
+#   selenium clients for the server tests.
+#   apt, test-only: curl, chromium + chromium-driver (the server's browser test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TORCH_VERSION="${INTERNVL_TORCH_VERSION:-2.11.0}"
@@ -14,8 +16,10 @@ APT_PACKAGES=(
   libgif-dev libeigen3-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libfaiss-dev
+  libcpp-httplib-dev
   doxygen
   python3-venv
+  curl chromium chromium-driver
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -35,6 +39,11 @@ fi
 if ! "$VENV/bin/python" -c "import torch,sys; sys.exit(0 if torch.__version__.split('+')[0]=='$TORCH_VERSION' else 1)" 2>/dev/null; then
   "$VENV/bin/python" -m pip install -q --upgrade pip
   "$VENV/bin/python" -m pip install -q "torch==$TORCH_VERSION"
+fi
+# Test-only clients of internvl-server (never used at run time): the official OpenAI client and
+# Selenium for the browser test (driving Debian's chromium through chromium-driver).
+if ! "$VENV/bin/python" -c "import openai, selenium" 2>/dev/null; then
+  "$VENV/bin/python" -m pip install -q "openai==${INTERNVL_OPENAI_VERSION:-3.57.0}" "selenium==${INTERNVL_SELENIUM_VERSION:-4.52.0}"
 fi
 # Python-side peers for the benchmarks only (bench/); the build does not need them.
 if [ "${INTERNVL_SETUP_BENCH:-0}" = "1" ]; then
