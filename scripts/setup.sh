@@ -43,7 +43,7 @@ fi
 # Test-only clients of internvl-server (never used at run time): the official OpenAI client and
 # Selenium for the browser test (driving Debian's chromium through chromium-driver).
 if ! "$VENV/bin/python" -c "import openai, selenium" 2>/dev/null; then
-  "$VENV/bin/python" -m pip install -q "openai==${INTERNVL_OPENAI_VERSION:-3.57.0}" "selenium==${INTERNVL_SELENIUM_VERSION:-4.52.0}"
+  "$VENV/bin/python" -m pip install -q "openai==${INTERNVL_OPENAI_VERSION:-3.57.0}" "selenium==${INTERNVL_SELENIUM_VERSION:-4.50.0}"
 fi
 # Python-side peers for the benchmarks only (bench/); the build does not need them.
 if [ "${INTERNVL_SETUP_BENCH:-0}" = "1" ]; then
