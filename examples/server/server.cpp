@@ -17,6 +17,7 @@
 #include <random>
 #include <regex>
 #include <sstream>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <thread>
 
@@ -781,11 +782,20 @@ int Server::run(const std::function<void(int port)>& on_listening) {
     }
   });
 
+  // httplib listens with a backlog of 5: a burst of clients overflows it and some connections
+  // are reset. Keep the socket to listen again with a real backlog.
+  int listen_fd = -1;
+  http.set_socket_options([&listen_fd](int fd) {
+    int yes = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    listen_fd = fd;
+  });
   const int port = o.port == 0 ? http.bind_to_any_port(o.host) : (http.bind_to_port(o.host, o.port) ? o.port : -1);
   if (port < 0) {
     std::cerr << "internvl-server: cannot listen on " << o.host << ":" << o.port << "\n";
     return 1;
   }
+  if (listen_fd >= 0) ::listen(listen_fd, 1024);
   if (on_listening) on_listening(port);
 
   std::thread loader([&s] {

@@ -4,8 +4,13 @@
 // own executable.
 #pragma once
 
+// Eigen (through the public headers) before httplib.h: httplib pulls in <resolv.h>, whose `_res`
+// macro breaks Eigen's parameter names.
+#include <internvl/internvl.h>
+// clang-format off
 #include <fcntl.h>
 #include <httplib.h>
+// clang-format on
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -180,6 +185,18 @@ class ServerProcess {
   int exit_status_ = -1;
   std::string stderr_path_;
 };
+
+// POST with the response body handed to `on_data` as it arrives (return false to hang up).
+inline httplib::Result post_streaming(httplib::Client& client, const std::string& path, const std::string& body,
+                                      const std::function<bool(const char*, size_t)>& on_data) {
+  httplib::Request req;
+  req.method = "POST";
+  req.path = path;
+  req.headers = {{"Content-Type", "application/json"}};
+  req.body = body;
+  req.content_receiver = [on_data](const char* data, size_t size, uint64_t, uint64_t) { return on_data(data, size); };
+  return client.send(req);
+}
 
 // Runs the project venv's Python on a script from tests/server/ with arguments.
 inline ToolRun run_python(const std::string& script, const std::vector<std::string>& args) {
