@@ -7,7 +7,9 @@ is sent through the client and what the client returns is written to RESULTS (sa
 the test can compare it with the library's in-process answers. The transcript is what a person
 would see.
 """
+import base64
 import json
+import struct
 import sys
 
 import openai
@@ -64,7 +66,14 @@ def embeddings(client, req, transcript):
     if req.get("encoding_format"):
         kwargs["encoding_format"] = req["encoding_format"]
     resp = client.embeddings.create(**kwargs)
-    rows = [[float(x) for x in item.embedding] for item in sorted(resp.data, key=lambda d: d.index)]
+    rows = []
+    for item in sorted(resp.data, key=lambda d: d.index):
+        if isinstance(item.embedding, str):
+            # An explicit encoding_format="base64" is handed back undecoded: little-endian float32.
+            raw = base64.b64decode(item.embedding)
+            rows.append(list(struct.unpack(f"<{len(raw) // 4}f", raw)))
+        else:
+            rows.append([float(x) for x in item.embedding])
     transcript.append(f">>> [{req['name']}] embeddings of {len(req['input'])} inputs, "
                       f"encoding_format={req.get('encoding_format') or 'client default (base64)'}")
     transcript.append(f"<<< {len(rows)} x {len(rows[0])}, row 0 starts {rows[0][:3]}")
