@@ -11,6 +11,7 @@
 #include <ctime>
 #include <deque>
 #include <fstream>
+#include <future>
 #include <iostream>
 #include <mutex>
 #include <optional>
@@ -122,6 +123,64 @@ class Admission {
   bool stopping_ = false;
 };
 
+// The --parallel threads that run the model. All model work runs here, not on the HTTP threads:
+// each thread that calls into LibTorch gets its own OpenMP team, so compute threads stay
+// parallel x intra-op threads however many HTTP threads there are.
+class Workers {
+ public:
+  explicit Workers(int n) {
+    for (int i = 0; i < n; ++i) threads_.emplace_back([this] { loop(); });
+  }
+  ~Workers() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      done_ = true;
+    }
+    changed_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+  // Admission keeps at most n jobs in flight, so a job starts at once.
+  std::future<void> run(std::function<void()> job) {
+    auto task = std::make_shared<std::packaged_task<void()>>(std::move(job));
+    auto future = task->get_future();
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      jobs_.push_back([task] { (*task)(); });
+    }
+    changed_.notify_one();
+    return future;
+  }
+
+ private:
+  void loop() {
+    for (;;) {
+      std::function<void()> job;
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        changed_.wait(lock, [&] { return done_ || !jobs_.empty(); });
+        if (jobs_.empty()) return;
+        job = std::move(jobs_.front());
+        jobs_.pop_front();
+      }
+      job();
+    }
+  }
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::deque<std::function<void()>> jobs_;
+  std::vector<std::thread> threads_;
+  bool done_ = false;
+};
+
+// Runs `fn` on a worker and waits for it, rethrowing what it threw.
+template <typename Fn>
+auto on_worker(Workers& workers, Fn&& fn) -> decltype(fn()) {
+  using Result = decltype(fn());
+  std::optional<Result> result;
+  workers.run([&] { result.emplace(fn()); }).get();
+  return std::move(*result);
+}
+
 std::string base_name(std::string path) {
   while (path.size() > 1 && path.back() == '/') path.pop_back();
   const auto slash = path.find_last_of('/');
@@ -170,11 +229,14 @@ int64_t unix_time() { return static_cast<int64_t>(std::time(nullptr)); }
 
 struct Server::State {
   explicit State(ServerOptions o)
-      : options(std::move(o)), admission(std::max(1, options.parallel), std::max(0, options.max_queue)) {}
+      : options(std::move(o)),
+        admission(std::max(1, options.parallel), std::max(0, options.max_queue)),
+        workers(std::max(1, options.parallel)) {}
 
   ServerOptions options;
   httplib::Server http;
   Admission admission;
+  Workers workers;
   std::string name;
 
   std::mutex load_mutex;
@@ -366,7 +428,7 @@ struct StreamJob {
   std::exception_ptr error;
   ChatResult result;
   std::atomic<bool> cancelled{false};
-  std::thread worker;
+  std::future<void> done;  // the worker's job
 };
 
 std::string sse(const json& chunk) {
@@ -517,7 +579,9 @@ int Server::run(const std::function<void(int port)>& on_listening) {
         return;
       }
       try {
-        const auto result = s.model->chat(request.chat, [&s](const std::string&) { return !s.cancel_all.load(); });
+        const auto result = on_worker(s.workers, [&] {
+          return s.model->chat(request.chat, [&s](const std::string&) { return !s.cancel_all.load(); });
+        });
         json choice = {{"index", 0},
                        {"message", {{"role", "assistant"}, {"content", result.response}}},
                        {"finish_reason", openai_finish_reason(result.finish_reason)},
@@ -545,7 +609,7 @@ int Server::run(const std::function<void(int port)>& on_listening) {
     auto job = std::make_shared<StreamJob>();
     auto shared_ticket = std::make_shared<Admission::Ticket>(std::move(*ticket));
     auto shared_request = std::make_shared<ChatCompletionRequest>(std::move(request));
-    job->worker = std::thread([job, shared_request, &s] {
+    job->done = s.workers.run([job, shared_request, &s] {
       try {
         job->result = s.model->chat(shared_request->chat, [&](const std::string& text) {
           if (job->cancelled || s.cancel_all) return false;
@@ -568,7 +632,7 @@ int Server::run(const std::function<void(int port)>& on_listening) {
       job->changed.wait(lock, [&] { return job->started; });
       if (job->error && job->pieces.empty()) {
         lock.unlock();
-        job->worker.join();
+        job->done.wait();
         try {
           std::rethrow_exception(job->error);
         } catch (const std::exception& e) {
@@ -626,7 +690,7 @@ int Server::run(const std::function<void(int port)>& on_listening) {
             }
             return true;
           }
-          job->worker.join();
+          job->done.wait();
           if (job->error) {
             std::string message = "generation failed";
             try {
@@ -659,7 +723,7 @@ int Server::run(const std::function<void(int port)>& on_listening) {
         },
         [job, shared_ticket](bool) mutable {
           job->cancelled = true;
-          if (job->worker.joinable()) job->worker.join();
+          if (job->done.valid()) job->done.wait();
           shared_ticket.reset();  // frees the slot once the model has stopped
         });
   });
@@ -689,8 +753,9 @@ int Server::run(const std::function<void(int port)>& on_listening) {
       auto ticket = s.admission.enter();
       if (!ticket) throw unavailable("the server is busy; retry later", "server_busy");
       if (!ticket->wait()) throw unavailable("the server is shutting down", "shutting_down");
-      const Matrix text_rows = texts.empty() ? Matrix() : s.model->embed_text(texts, options);
-      const Matrix image_rows = images.empty() ? Matrix() : s.model->embed_image(images, options);
+      const Matrix text_rows = texts.empty() ? Matrix() : on_worker(s.workers, [&] { return s.model->embed_text(texts, options); });
+      const Matrix image_rows =
+          images.empty() ? Matrix() : on_worker(s.workers, [&] { return s.model->embed_image(images, options); });
       const int dim = static_cast<int>(texts.empty() ? image_rows.cols() : text_rows.cols());
       if (request.dimensions && *request.dimensions != dim) {
         throw invalid_request("dimensions", "this model's embeddings have " + std::to_string(dim) +
@@ -745,8 +810,10 @@ int Server::run(const std::function<void(int port)>& on_listening) {
         image = s.resolve_image(*request.query.image);
       }
       if (!ticket->wait()) throw unavailable("the server is shutting down", "shutting_down");
-      const auto hits = image ? s.model->retrieve(std::vector<Image>{*image}, *s.index, request.k)
-                              : s.model->retrieve(std::vector<std::string>{*request.query.text}, *s.index, request.k);
+      const auto hits = on_worker(s.workers, [&] {
+        return image ? s.model->retrieve(std::vector<Image>{*image}, *s.index, request.k)
+                     : s.model->retrieve(std::vector<std::string>{*request.query.text}, *s.index, request.k);
+      });
       json data = json::array();
       for (const auto& hit : hits.at(0)) {
         data.push_back({{"object", "search_result"},
