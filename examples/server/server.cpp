@@ -548,6 +548,22 @@ int Server::run(const std::function<void(int port)>& on_listening) {
     send_json(res, 200, {{"object", "list"}, {"data", data}});
   });
 
+  http.Get(R"(/v1/models/(.+))", [&s](const httplib::Request& req, httplib::Response& res) {
+    const std::string id = req.matches[1];
+    const auto names = s.model_names();
+    if (std::find(names.begin(), names.end(), id) == names.end()) {
+      send_error(res, ApiError(404, "invalid_request_error", "the model '" + id + "' does not exist", "model",
+                               "model_not_found"));
+      return;
+    }
+    send_json(res, 200, {{"id", id}, {"object", "model"}, {"created", 0}, {"owned_by", "internvl-cpp"}});
+  });
+
+  // One line per request on stderr, as llama-server and vLLM log them.
+  http.set_logger([](const httplib::Request& req, const httplib::Response& res) {
+    std::fprintf(stderr, "internvl-server: %s %s %d\n", req.method.c_str(), req.path.c_str(), res.status);
+  });
+
   http.Post("/v1/chat/completions", [&s](const httplib::Request& req, httplib::Response& res) {
     ChatCompletionRequest request;
     try {

@@ -231,7 +231,12 @@ TEST_F(ServerFixture, BadRequestsGetTheErrorObjectAndTheServerKeepsServing) {
   EXPECT_EQ(json::parse(ok.body).at("usage").at("completion_tokens"), 4);
   const auto models = curl(*server_, "GET", "/v1/models", "");
   EXPECT_EQ(models.http_status, 200);
+  const auto name = json::parse(models.body).at("data").at(0).at("id").get<std::string>();
   EXPECT_EQ(json::parse(models.body).at("data").at(0).at("object"), "model");
+  const auto one = curl(*server_, "GET", "/v1/models/" + name, "");
+  EXPECT_EQ(one.http_status, 200) << one.body;
+  EXPECT_EQ(json::parse(one.body).at("id"), name);
+  expect_error(curl(*server_, "GET", "/v1/models/" + name + "-nope", ""), 404, "model", "model_not_found");
   EXPECT_EQ(server_->stop(), 0) << server_->stderr_text();
 }
 
