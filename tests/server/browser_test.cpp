@@ -6,6 +6,7 @@
 // installs them); INTERNVL_SKIP_BROWSER_TESTS=1 skips them instead.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
@@ -47,22 +48,27 @@ std::string first_fixture(const std::string& architecture) {
   return fixtures.empty() ? "" : fixture_path(fixtures.front());
 }
 
-// An index of the fixture images, built once with internvl-retrieve.
+// An index of the fixture images, built once with internvl-retrieve and removed at exit.
 const std::string& retrieval_index(const std::string& model, std::string* why) {
-  static std::string path;
-  static std::string error;
-  if (path.empty() && error.empty()) {
+  struct Built {
+    std::string path, error;
+    ~Built() {
+      if (!path.empty()) std::remove(path.c_str());
+    }
+  };
+  static Built index;
+  if (index.path.empty() && index.error.empty()) {
     const auto tool = example_tool_path("INTERNVL_RETRIEVE_TOOL", "examples/retrieve/internvl-retrieve");
     const auto file = unique_temp_path("browser", "index.safetensors");
     const auto run = run_tool(tool, {"index", "--model", model, "--index", file, "--quiet", images_dir()});
     if (run.status == 0) {
-      path = file;
+      index.path = file;
     } else {
-      error = tool + " index failed: " + describe(run);
+      index.error = tool + " index failed: " + describe(run);
     }
   }
-  *why = error;
-  return path;
+  *why = index.error;
+  return index.path;
 }
 
 class BrowserTest : public ::testing::Test {
