@@ -476,6 +476,9 @@ int Server::run(const std::function<void(int port)>& on_listening) {
   http.set_read_timeout(30, 0);
   http.set_write_timeout(30, 0);
   http.set_keep_alive_timeout(5);
+  // Each SSE chunk is a small write: without this, Nagle's algorithm holds it back for the
+  // previous one's (delayed) ACK.
+  http.set_tcp_nodelay(true);
 
   // Authentication and readiness, before routing (the page and /health stay public).
   http.set_pre_routing_handler([&s](const httplib::Request& req, httplib::Response& res) {
