@@ -98,7 +98,12 @@ std::string optional_model(const json& body) {
 ImageRef image_ref(const json& part, const std::string& param) {
   const auto* image_url = field(part, "image_url");
   if (!image_url) throw invalid_request(param + ".image_url", param + ".image_url is required", "missing_field");
-  if (image_url->is_string()) return {image_url->get<std::string>(), param + ".image_url"};
+  if (image_url->is_string()) {
+    if (image_url->get_ref<const std::string&>().empty()) {
+      throw invalid_request(param + ".image_url", param + ".image_url is empty", "invalid_value");
+    }
+    return {image_url->get<std::string>(), param + ".image_url"};
+  }
   if (!image_url->is_object()) wrong_type(param + ".image_url", "an object with a url", *image_url);
   const auto* url = field(*image_url, "url");
   if (!url) throw invalid_request(param + ".image_url.url", param + ".image_url.url is required", "missing_field");
@@ -222,19 +227,22 @@ void parse_generation(const json& body, ChatCompletionRequest& out, const Reques
     out.seed_given = true;
   }
   if (const auto* v = field(body, "stop")) {
+    // An empty stop string would end every answer at once; name the list item that holds it.
+    auto add_stop = [&](const json& item, const std::string& param) {
+      auto text = get_string(item, param);
+      if (text.empty()) throw invalid_request(param, param + " must not be empty", "invalid_value");
+      g.stop_strings.push_back(std::move(text));
+    };
     if (v->is_string()) {
-      g.stop_strings = {v->get<std::string>()};
+      add_stop(*v, "stop");
     } else if (v->is_array()) {
       if (static_cast<int>(v->size()) > limits.max_stop_strings) {
         throw invalid_request("stop", "stop takes at most " + std::to_string(limits.max_stop_strings) + " strings",
                               "invalid_value");
       }
-      for (size_t i = 0; i < v->size(); ++i) g.stop_strings.push_back(get_string((*v)[i], "stop[" + std::to_string(i) + "]"));
+      for (size_t i = 0; i < v->size(); ++i) add_stop((*v)[i], "stop[" + std::to_string(i) + "]");
     } else {
       wrong_type("stop", "a string or an array of strings", *v);
-    }
-    for (size_t i = 0; i < g.stop_strings.size(); ++i) {
-      if (g.stop_strings[i].empty()) throw invalid_request("stop", "stop strings must not be empty", "invalid_value");
     }
   }
   if (const auto* v = field(body, "max_tiles")) out.chat.max_tiles = get_int_in(*v, "max_tiles", 1, 64);
