@@ -19,12 +19,22 @@ json error_body(const ApiError& error) {
   return {{"error", e}};
 }
 
+namespace {
+
+// nlohmann's parse error quotes the bytes it stopped at, which may be invalid UTF-8: replace
+// those (U+FFFD) so that the error body serialises.
+std::string valid_utf8(const std::string& text) {
+  return json::parse(json(text).dump(-1, ' ', false, json::error_handler_t::replace)).get<std::string>();
+}
+
+}  // namespace
+
 json parse_body(const std::string& text) {
   json body;
   try {
     body = json::parse(text);
   } catch (const json::exception& e) {
-    throw invalid_request("body", std::string("the request body is not valid JSON: ") + e.what(), "invalid_json");
+    throw invalid_request("body", "the request body is not valid JSON: " + valid_utf8(e.what()), "invalid_json");
   }
   if (!body.is_object()) throw invalid_request("body", "the request body must be a JSON object", "invalid_json");
   return body;
@@ -63,7 +73,8 @@ double get_number(const json& value, const std::string& param) {
 }
 
 int64_t get_integer(const json& value, const std::string& param) {
-  if (value.is_number_integer()) return value.get<int64_t>();
+  // Unsigned first: nlohmann stores every non-negative integer unsigned (is_number_integer is
+  // true for those too), and 2^63 and above would wrap to negative numbers.
   if (value.is_number_unsigned()) {
     const auto u = value.get<uint64_t>();
     if (u > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
@@ -71,6 +82,7 @@ int64_t get_integer(const json& value, const std::string& param) {
     }
     return static_cast<int64_t>(u);
   }
+  if (value.is_number_integer()) return value.get<int64_t>();
   // 3.0 is an integer to JSON's number model (Python clients send floats for ints sometimes).
   if (value.is_number_float()) {
     const double x = value.get<double>();
@@ -223,7 +235,8 @@ void parse_generation(const json& body, ChatCompletionRequest& out, const Reques
     g.repetition_penalty = r;
   }
   if (const auto* v = field(body, "seed")) {
-    g.seed = static_cast<uint64_t>(get_integer(*v, "seed"));
+    // Any 64-bit seed (some clients draw them unsigned); a negative one wraps.
+    g.seed = v->is_number_unsigned() ? v->get<uint64_t>() : static_cast<uint64_t>(get_integer(*v, "seed"));
     out.seed_given = true;
   }
   if (const auto* v = field(body, "stop")) {

@@ -72,6 +72,15 @@ TEST(ApiRequestBody, InvalidJsonOrNotAnObjectNamesTheBody) {
   expect_refused([] { (void)server::parse_search_request(json("q")); }, "body");
 }
 
+TEST(ApiRequestBody, InvalidUtf8BodyGivesAnErrorBodyThatSerialises) {
+  // nlohmann's message quotes the offending bytes; the error body must still dump (strictly).
+  for (const std::string text : {"{\"a\": \"\xff\"}", "{\"query\": {\"type\": \"\x8c\x9a\x87text\": 1}}", "\xc3", "{\xe3\x80}"}) {
+    const auto e = error_of([&] { (void)server::parse_body(text); });
+    EXPECT_EQ(e.param, "body");
+    EXPECT_NO_THROW((void)server::error_body(e).dump()) << e.what();
+  }
+}
+
 TEST(ApiRequestBody, ErrorBodyHasTheOpenAIShape) {
   const auto body = server::error_body(server::invalid_request("stop[1]", "bad", "invalid_value"));
   EXPECT_EQ(body["error"]["message"], "bad");
@@ -176,6 +185,22 @@ TEST(ApiRequestChat, EveryBadFieldNamesItsParam) {
     SCOPED_TRACE(c.body.dump());
     expect_refused([&] { (void)chat(c.body); }, c.param, c.code);
   }
+}
+
+TEST(ApiRequestChat, IntegersFrom2To63AreOutOfRangeNotNegative) {
+  for (const uint64_t big : {uint64_t{1} << 63, ~uint64_t{0}}) {
+    for (const char* name : {"max_tokens", "top_k", "n", "max_tiles"}) {
+      const auto e = error_of([&] { (void)chat(chat_body({{name, big}})); });
+      EXPECT_EQ(e.param, name);
+      EXPECT_EQ(e.code, "invalid_value") << e.what();
+      EXPECT_EQ(std::string(e.what()).find("-"), std::string::npos) << e.what();  // no wrapped value
+    }
+    // A seed takes any 64-bit value.
+    EXPECT_EQ(chat(chat_body({{"seed", big}})).chat.generation.seed, big);
+  }
+  EXPECT_EQ(chat(chat_body({{"seed", -1}})).chat.generation.seed, ~uint64_t{0});
+  expect_refused([] { (void)server::parse_search_request({{"query", "q"}, {"k", ~uint64_t{0}}}); }, "k",
+                 "invalid_value");
 }
 
 TEST(ApiRequestChat, TooManyStopStringsNamesStop) {
