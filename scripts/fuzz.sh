@@ -2,6 +2,7 @@
 # Builds the libFuzzer targets with clang (ASan + UBSan) into build-fuzz/ and runs each for
 # SECONDS (default 600) from a working copy of its committed seed corpus.
 #   scripts/fuzz.sh [SECONDS] [TARGET...]     targets: safetensors config image tokenizer tokenizer_bpe index
+#                                             server_request
 # Findings land in build-fuzz/artifacts/<target>/ (crash-*, leak-*, timeout-*); the last lines of
 # each run (executions, coverage) are printed and kept in build-fuzz/logs/<target>.log. A finding
 # becomes a regression test by copying it to tests/data/fuzz_regressions/<target>/.
@@ -10,7 +11,7 @@ cd "$(dirname "$0")/.."
 SECONDS_PER_TARGET="${1:-600}"
 shift || true
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(safetensors config image tokenizer tokenizer_bpe index)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(safetensors config image tokenizer tokenizer_bpe index server_request)
 BUILD_DIR="${BUILD_DIR:-build-fuzz}"
 JOBS="${JOBS:-$(nproc)}"
 [ -x .venv/bin/python ] || [ -n "${INTERNVL_VENV:-}" ] || bash scripts/setup.sh

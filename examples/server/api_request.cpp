@@ -19,12 +19,22 @@ json error_body(const ApiError& error) {
   return {{"error", e}};
 }
 
+namespace {
+
+// nlohmann's parse error quotes the bytes it stopped at, which may be invalid UTF-8: replace
+// those (U+FFFD) so that the error body serialises.
+std::string valid_utf8(const std::string& text) {
+  return json::parse(json(text).dump(-1, ' ', false, json::error_handler_t::replace)).get<std::string>();
+}
+
+}  // namespace
+
 json parse_body(const std::string& text) {
   json body;
   try {
     body = json::parse(text);
   } catch (const json::exception& e) {
-    throw invalid_request("body", std::string("the request body is not valid JSON: ") + e.what(), "invalid_json");
+    throw invalid_request("body", "the request body is not valid JSON: " + valid_utf8(e.what()), "invalid_json");
   }
   if (!body.is_object()) throw invalid_request("body", "the request body must be a JSON object", "invalid_json");
   return body;
@@ -63,7 +73,8 @@ double get_number(const json& value, const std::string& param) {
 }
 
 int64_t get_integer(const json& value, const std::string& param) {
-  if (value.is_number_integer()) return value.get<int64_t>();
+  // Unsigned first: nlohmann stores every non-negative integer unsigned (is_number_integer is
+  // true for those too), and 2^63 and above would wrap to negative numbers.
   if (value.is_number_unsigned()) {
     const auto u = value.get<uint64_t>();
     if (u > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
@@ -71,6 +82,7 @@ int64_t get_integer(const json& value, const std::string& param) {
     }
     return static_cast<int64_t>(u);
   }
+  if (value.is_number_integer()) return value.get<int64_t>();
   // 3.0 is an integer to JSON's number model (Python clients send floats for ints sometimes).
   if (value.is_number_float()) {
     const double x = value.get<double>();
@@ -98,7 +110,12 @@ std::string optional_model(const json& body) {
 ImageRef image_ref(const json& part, const std::string& param) {
   const auto* image_url = field(part, "image_url");
   if (!image_url) throw invalid_request(param + ".image_url", param + ".image_url is required", "missing_field");
-  if (image_url->is_string()) return {image_url->get<std::string>(), param + ".image_url"};
+  if (image_url->is_string()) {
+    if (image_url->get_ref<const std::string&>().empty()) {
+      throw invalid_request(param + ".image_url", param + ".image_url is empty", "invalid_value");
+    }
+    return {image_url->get<std::string>(), param + ".image_url"};
+  }
   if (!image_url->is_object()) wrong_type(param + ".image_url", "an object with a url", *image_url);
   const auto* url = field(*image_url, "url");
   if (!url) throw invalid_request(param + ".image_url.url", param + ".image_url.url is required", "missing_field");
@@ -218,23 +235,27 @@ void parse_generation(const json& body, ChatCompletionRequest& out, const Reques
     g.repetition_penalty = r;
   }
   if (const auto* v = field(body, "seed")) {
-    g.seed = static_cast<uint64_t>(get_integer(*v, "seed"));
+    // Any 64-bit seed (some clients draw them unsigned); a negative one wraps.
+    g.seed = v->is_number_unsigned() ? v->get<uint64_t>() : static_cast<uint64_t>(get_integer(*v, "seed"));
     out.seed_given = true;
   }
   if (const auto* v = field(body, "stop")) {
+    // An empty stop string would end every answer at once; name the list item that holds it.
+    auto add_stop = [&](const json& item, const std::string& param) {
+      auto text = get_string(item, param);
+      if (text.empty()) throw invalid_request(param, param + " must not be empty", "invalid_value");
+      g.stop_strings.push_back(std::move(text));
+    };
     if (v->is_string()) {
-      g.stop_strings = {v->get<std::string>()};
+      add_stop(*v, "stop");
     } else if (v->is_array()) {
       if (static_cast<int>(v->size()) > limits.max_stop_strings) {
         throw invalid_request("stop", "stop takes at most " + std::to_string(limits.max_stop_strings) + " strings",
                               "invalid_value");
       }
-      for (size_t i = 0; i < v->size(); ++i) g.stop_strings.push_back(get_string((*v)[i], "stop[" + std::to_string(i) + "]"));
+      for (size_t i = 0; i < v->size(); ++i) add_stop((*v)[i], "stop[" + std::to_string(i) + "]");
     } else {
       wrong_type("stop", "a string or an array of strings", *v);
-    }
-    for (size_t i = 0; i < g.stop_strings.size(); ++i) {
-      if (g.stop_strings[i].empty()) throw invalid_request("stop", "stop strings must not be empty", "invalid_value");
     }
   }
   if (const auto* v = field(body, "max_tiles")) out.chat.max_tiles = get_int_in(*v, "max_tiles", 1, 64);

@@ -10,12 +10,15 @@
 #include <nlohmann/json.hpp>
 #include <string_view>
 
+#include "api_request.h"
 #include "internvl/error.h"
 #include "io/config.h"
 #include "io/safetensors.h"
 #include "preprocess/image.h"
 #include "preprocess/transforms.h"
 #include "retrieval/embedding_index.h"
+#include "stream_text.h"
+#include "tokenizer/text_util.h"
 #include "tokenizer/tokenizer.h"
 #include "fuzz_config.h"
 
@@ -241,13 +244,135 @@ void index(const uint8_t* data, std::size_t size) {
   });
 }
 
+namespace {
+
+// An ApiError must serialise as the server sends it (strict dump: valid UTF-8 throughout).
+void check_error_body(const server::ApiError& e) {
+  if (e.status < 400 || e.status > 599 || e.type.empty()) std::abort();
+  (void)server::error_body(e).dump();
+}
+
+// Runs fn; an ApiError (checked) or another internvl::Error is the answer to a bad request.
+template <typename Fn>
+void expect_api_errors(Fn&& fn) {
+  try {
+    fn();
+  } catch (const server::ApiError& e) {
+    check_error_body(e);
+  } catch (const internvl::Error&) {
+  }
+}
+
+void decode_image(const server::ImageRef& image) {
+  if (image.url.empty() || image.param.empty()) std::abort();
+  if (image.url.rfind("data:", 0) != 0) return;  // files and http(s) are the server's to fetch
+  expect_api_errors([&] {
+    const auto bytes = server::decode_data_url(image.url, image.param);
+    if (bytes.empty()) std::abort();
+    if (server::decode_base64(server::encode_base64(bytes.data(), bytes.size()), "p") != bytes) std::abort();
+  });
+}
+
+size_t count_placeholders(const std::string& text) {
+  size_t n = 0;
+  for (auto pos = text.find("<image>"); pos != std::string::npos; pos = text.find("<image>", pos + 7)) ++n;
+  return n;
+}
+
+// Streams `text` as generated pieces (lengths taken from `seed`), as Model::chat feeds the server:
+// the piece that completes a stop string ends generation unsent. The stream must equal the unary
+// answer, the stripped text cut at the stop strings.
+void stream_as_generated(const std::string& text, const std::vector<std::string>& stops, uint8_t seed) {
+  server::StreamText filter(stops);
+  std::string generated;
+  std::string streamed;
+  uint32_t state = seed * 2654435761u + 1;
+  for (size_t pos = 0; pos < text.size();) {
+    state = state * 1103515245u + 12345u;
+    const size_t n = std::min(text.size() - pos, size_t{(state >> 16) % 9});
+    const std::string piece = text.substr(pos, n);
+    pos += n;
+    generated += piece;
+    bool stopped = false;
+    for (const auto& stop : stops) stopped = stopped || generated.find(stop) != std::string::npos;
+    if (stopped) break;
+    streamed += filter.push(piece);
+    if (filter.sent() != streamed) std::abort();
+  }
+  std::string response(tokenizer::python_strip(generated));
+  for (const auto& stop : stops) {
+    const auto cut = response.find(stop);
+    if (cut != std::string::npos) response.resize(cut);
+  }
+  if (response.compare(0, streamed.size(), streamed) != 0) std::abort();  // sent more than the answer
+  streamed += filter.finish(response);
+  if (streamed != response) std::abort();
+}
+
+void check_chat(const server::ChatCompletionRequest& r, const server::RequestLimits& limits, uint8_t seed) {
+  const auto& g = r.chat.generation;
+  if (r.chat.question.empty() || g.max_new_tokens < 1 || (g.do_sample && !(g.temperature > 0)) ||
+      !(g.top_p > 0 && g.top_p <= 1) || static_cast<int>(g.stop_strings.size()) > limits.max_stop_strings ||
+      static_cast<int>(r.images.size()) > limits.max_images) {
+    std::abort();
+  }
+  // One "<image>" per image in the user turns.
+  size_t placeholders = count_placeholders(r.chat.question);
+  for (const auto& turn : r.chat.history) placeholders += count_placeholders(turn.question);
+  if (placeholders != r.images.size()) std::abort();
+  for (const auto& stop : g.stop_strings) {
+    if (stop.empty()) std::abort();
+  }
+  for (const auto& image : r.images) decode_image(image);
+  stream_as_generated(r.chat.question, g.stop_strings, seed);
+}
+
+void check_input(const server::EmbeddingInput& input) {
+  if (input.text.has_value() == input.image.has_value()) std::abort();
+  if (input.text && input.text->empty()) std::abort();
+  if (input.image) decode_image(*input.image);
+}
+
+}  // namespace
+
+void server_request(const uint8_t* data, std::size_t size) {
+  if (size == 0) return;
+  const std::string text(reinterpret_cast<const char*>(data + 1), size - 1);
+  // Small limits half of the time, so that short inputs reach every limit check.
+  server::RequestLimits limits;
+  if (data[0] & 4) {
+    limits.max_images = 3;
+    limits.max_inputs = 4;
+    limits.max_stop_strings = 2;
+    limits.max_search_k = 20;
+  }
+  expect_api_errors([&] {
+    const auto body = server::parse_body(text);
+    switch (data[0] % 3) {
+      case 0: check_chat(server::parse_chat_request(body, limits), limits, data[0]); break;
+      case 1: {
+        const auto request = server::parse_embedding_request(body, limits);
+        if (request.inputs.empty() || static_cast<int>(request.inputs.size()) > limits.max_inputs) std::abort();
+        for (const auto& input : request.inputs) check_input(input);
+        break;
+      }
+      default: {
+        const auto request = server::parse_search_request(body, limits);
+        if (request.k < 1 || request.k > limits.max_search_k) std::abort();
+        check_input(request.query);
+      }
+    }
+  });
+}
+
 const std::vector<Target>& targets() {
   static const std::vector<Target> all = {{"safetensors", &safetensors},
                                           {"config", &config},
                                           {"image", &image},
                                           {"tokenizer", &tokenizer},
                                           {"tokenizer_bpe", &tokenizer_bpe},
-                                          {"index", &index}};
+                                          {"index", &index},
+                                          {"server_request", &server_request}};
   return all;
 }
 

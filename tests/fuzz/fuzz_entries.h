@@ -29,6 +29,10 @@ void tokenizer(const uint8_t* data, std::size_t size);
 void tokenizer_bpe(const uint8_t* data, std::size_t size);
 // Embedding index file bytes through EmbeddingIndex::load, then a search.
 void index(const uint8_t* data, std::size_t size);
+// The server's request parser: first byte picks chat / embeddings / search, the rest is the JSON
+// body (parse_body, then the endpoint's parser); every data: URL image is decoded and the chat's
+// question is streamed through StreamText in pieces (checked equal to the unary answer).
+void server_request(const uint8_t* data, std::size_t size);
 
 struct Target {
   const char* name;  // also the folder name of its corpus

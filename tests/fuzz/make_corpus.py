@@ -1,5 +1,6 @@
 """Writes the committed seed corpora under corpus/<target>/ (run from this folder; needs Pillow,
 numpy). Small inputs on purpose: the fuzzers mutate them."""
+import base64
 import io
 import json
 import shutil
@@ -81,3 +82,48 @@ meta = {"format": "internvl-embedding-index", "version": "1", "model_id": "Inter
         "mode": "c", "dim": "4", "ids": json.dumps(["a.jpg", "b.jpg", "c.jpg"])}
 put("index", "three_rows", st([("embeddings", "F32", [3, 4], emb.tobytes())], meta))
 put("index", "empty", st([("embeddings", "F32", [0, 4], b"")], dict(meta, ids="[]")))
+
+# server_request: first byte 0/3 chat, 1 embeddings, 2 search (+4: the entry's small limits), then the body.
+png = b"\x89PNG\r\n\x1a\n" + bytes(range(0, 256, 7))  # the parser only decodes the base64
+data_url = "data:image/png;base64," + base64.b64encode(png).decode()
+jpeg_url = "data:image/jpeg;base64," + base64.b64encode(png[:31]).decode()
+image = {"type": "image_url", "image_url": {"url": data_url, "detail": "auto"}}
+server_bodies = {
+    "chat_text": (0, {"model": "internvl", "messages": [{"role": "user", "content": "Hello, who are you?"}]}),
+    "chat_stream_sampling": (3, {"messages": [{"role": "system", "content": "Answer briefly."},
+                                              {"role": "user", "content": "Tell me a joke."}],
+                                 "stream": True, "stream_options": {"include_usage": True}, "temperature": 0.7,
+                                 "top_p": 0.9, "top_k": 40, "seed": 1, "max_tokens": 64,
+                                 "stop": ["\n\nUser:", "</s>"], "n": 1, "logprobs": False}),
+    "chat_image": (0, {"messages": [{"role": "user", "content": [{"type": "text", "text": "What is in the image?"},
+                                                                  image]}], "max_completion_tokens": 32}),
+    "chat_two_images": (0, {"messages": [{"role": "user", "content": [
+        image, {"type": "image_url", "image_url": {"url": jpeg_url}}, {"type": "text", "text": "Compare them."}]}],
+        "max_tiles": 6, "return_token_ids": True}),
+    "chat_placeholders": (3, {"messages": [{"role": "user", "content": [
+        {"type": "text", "text": "First <image> then <image>: what changed?"}, image, {"type": "image_url",
+                                                                                          "image_url": "img.png"}]}]}),
+    "chat_multi_turn": (0, {"messages": [
+        {"role": "developer", "content": "You are InternVL."}, {"role": "user", "content": [image, {
+            "type": "text", "text": "Describe it."}]},
+        {"role": "assistant", "content": "A small picture."}, {"role": "user", "content": "More"},
+        {"role": "user", "content": [{"type": "text", "text": "details, please."}]}], "temperature": 0,
+        "max_tokens": None, "tools": []}),
+    "chat_stream_text": (6, {"messages": [{"role": "user", "content": " \u3000 Hello\u00a0 END world \n\t"}],
+                             "stop": ["END", "o w"], "stream": True}),
+    "chat_too_many_images": (6, {"messages": [{"role": "user", "content": [image, image, image, image]}]}),
+    "chat_bad_field": (0, {"messages": [{"role": "user", "content": [{"type": "text", "text": "x"},
+                                                                     {"type": "input_audio"}]}], "n": 2}),
+    "embeddings_float": (1, {"model": "internvl-c", "input": ["a photo of a cat", "a photo of a dog"],
+                             "encoding_format": "float"}),
+    "embeddings_base64_images": (4, {"model": "internvl-g", "input": [image, {"type": "text", "text": "a cat"},
+                                                                      {"type": "image_url", "image_url": jpeg_url}],
+                                     "encoding_format": "base64", "mode": "g", "dimensions": 256}),
+    "embeddings_string": (1, {"input": "hello", "normalize": False, "mode": "C"}),
+    "embeddings_token_ids": (1, {"input": [[1, 2, 3]]}),
+    "search_text": (2, {"model": "internvl-c", "query": "a red car", "k": 5}),
+    "search_image": (5, {"query": {"type": "image_url", "image_url": {"url": jpeg_url}}, "k": 3}),
+    "search_k_too_large": (5, {"query": {"type": "text", "text": "x"}, "k": 50}),
+}
+for name, (selector, body) in server_bodies.items():
+    put("server_request", name, bytes([selector]) + json.dumps(body, ensure_ascii=selector % 2 == 0).encode())
