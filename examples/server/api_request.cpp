@@ -138,6 +138,7 @@ struct Message {
   std::string text;
   std::vector<ImageRef> images;
   std::string param;
+  bool resolved = false;  // text already holds one "<image>" per image
 };
 
 Message parse_message(const json& value, size_t index) {
@@ -244,6 +245,11 @@ void parse_generation(const json& body, ChatCompletionRequest& out, const Reques
     auto add_stop = [&](const json& item, const std::string& param) {
       auto text = get_string(item, param);
       if (text.empty()) throw invalid_request(param, param + " must not be empty", "invalid_value");
+      // Held-back stream text is matched against every stop prefix: keep that bounded.
+      if (static_cast<int>(text.size()) > limits.max_stop_length) {
+        throw invalid_request(param, param + " is longer than " + std::to_string(limits.max_stop_length) + " bytes",
+                              "invalid_value");
+      }
       g.stop_strings.push_back(std::move(text));
     };
     if (v->is_string()) {
@@ -317,6 +323,11 @@ ChatCompletionRequest parse_chat_request(const json& body, const RequestLimits& 
   std::vector<Message> turns;  // user/assistant, consecutive same-role messages merged
   for (size_t i = 0; i < messages->size(); ++i) {
     auto message = parse_message((*messages)[i], i);
+    // A message that places its own images is resolved now, so merging keeps its placement.
+    if (message.role == "user" && count_placeholders(message.text) > 0) {
+      message.text = question_text(message);
+      message.resolved = true;
+    }
     if (message.role == "system") {
       system_texts.push_back(std::move(message.text));
       continue;
@@ -326,7 +337,13 @@ ChatCompletionRequest parse_chat_request(const json& body, const RequestLimits& 
     }
     if (!turns.empty() && turns.back().role == message.role) {
       auto& last = turns.back();
-      // Merge as one turn: texts joined; placeholders are resolved per merged message.
+      // Merge as one turn, texts joined. Images of unplaced messages are pooled into one
+      // "Image-1: ... Image-N:" prefix; once one message placed its own, each keeps its own.
+      if (last.resolved != message.resolved) {
+        if (!last.resolved) last.text = question_text(last);
+        if (!message.resolved) message.text = question_text(message);
+        last.resolved = message.resolved = true;
+      }
       if (!message.text.empty()) last.text += (last.text.empty() ? "" : "\n") + message.text;
       for (auto& image : message.images) last.images.push_back(std::move(image));
       continue;
@@ -348,9 +365,9 @@ ChatCompletionRequest parse_chat_request(const json& body, const RequestLimits& 
                           "too_many_images");
   }
   for (size_t i = 0; i + 1 < turns.size(); i += 2) {
-    out.chat.history.push_back({question_text(turns[i]), turns[i + 1].text});
+    out.chat.history.push_back({turns[i].resolved ? turns[i].text : question_text(turns[i]), turns[i + 1].text});
   }
-  out.chat.question = question_text(turns.back());
+  out.chat.question = turns.back().resolved ? turns.back().text : question_text(turns.back());
   if (out.chat.question.empty()) {
     throw invalid_request(turns.back().param + ".content", "the last user message is empty", "invalid_value");
   }

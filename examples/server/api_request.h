@@ -36,6 +36,7 @@ struct RequestLimits {
   int max_images = 16;          // images in one chat request (all turns)
   int max_inputs = 2048;        // inputs of one embeddings request (the OpenAI limit)
   int max_stop_strings = 16;
+  int max_stop_length = 1024;   // bytes of one stop string
   int max_search_k = 1000;
   // Completion budget of a request that names none, lowered to what the context leaves.
   int default_max_tokens = 2048;

@@ -360,6 +360,19 @@ TEST(ApiRequestChat, ImagesAcrossTurnsKeepTheirOrder) {
   EXPECT_EQ(merged.chat.question, image_prefix(2) + "a\nb");
   ASSERT_EQ(merged.images.size(), 2u);
   EXPECT_EQ(merged.images[1].param, "messages[1].content[0].image_url");
+  // A message that places its own image keeps it there; the next one's image goes with its text.
+  const auto placed = chat({{"messages", {user_with_images("<image>\nfirst", 1, "m"), user_with_images("second", 1, "n")}}});
+  EXPECT_EQ(placed.chat.question, "<image>\nfirst\n" + image_prefix(1) + "second");
+  const auto placed_last = chat({{"messages", {user_with_images("first", 1, "m"), user_with_images("<image> second", 1, "n")}}});
+  EXPECT_EQ(placed_last.chat.question, image_prefix(1) + "first\n<image> second");
+  ASSERT_EQ(placed_last.images.size(), 2u);
+}
+
+TEST(ApiRequestChat, StopStringsAreBoundedInLength) {
+  server::RequestLimits limits;
+  limits.max_stop_length = 8;
+  EXPECT_NO_THROW((void)chat(chat_body({{"stop", std::string(8, 'x')}}), limits));
+  expect_refused([&] { (void)chat(chat_body({{"stop", {"ok", std::string(9, 'x')}}}), limits); }, "stop[1]");
 }
 
 TEST(ApiRequestChat, ImageLimitCountsEveryTurn) {
