@@ -903,6 +903,9 @@ int Server::run(const std::function<void(int port)>& on_listening) {
       s.load_error = e.what();
       s.load_failed = true;
       std::cerr << "internvl-server: " << e.what() << "\n";
+      // stop() is a no-op until listen has started: wait for it (bounded) so a fast failure
+      // cannot leave the server listening forever.
+      for (int i = 0; i < 500 && !s.http.is_running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
       s.http.stop();
     }
   });

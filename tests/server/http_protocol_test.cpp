@@ -95,6 +95,21 @@ void expect_error(const Curl& got, int status, const std::string& param, const s
   if (!code.empty()) EXPECT_EQ(e.at("code"), code) << got.body;
 }
 
+TEST(ServerTool, UsageAndLoadFailuresExitWithTheirCodes) {
+  const auto tool = internvl::testing::server_tool_path();
+  const auto missing = internvl::testing::run_tool(tool, {"-m", "/nonexistent/model-folder", "--port", "0"});
+  EXPECT_EQ(missing.status, 1) << internvl::testing::describe(missing);
+  EXPECT_NE(missing.err.find("/nonexistent/model-folder"), std::string::npos) << missing.err;
+  const auto usage = internvl::testing::run_tool(tool, {"--port", "0"});
+  EXPECT_EQ(usage.status, 2) << internvl::testing::describe(usage);
+  const auto bad_flag = internvl::testing::run_tool(tool, {"-m", "x", "--parallel", "zero"});
+  EXPECT_EQ(bad_flag.status, 2);
+  EXPECT_NE(bad_flag.err.find("--parallel"), std::string::npos) << bad_flag.err;
+  const auto version = internvl::testing::run_tool(tool, {"--version"});
+  EXPECT_EQ(version.status, 0);
+  EXPECT_EQ(version.out.rfind("internvl-server ", 0), 0u) << version.out;
+}
+
 class ServerFixture : public ::testing::Test {
  protected:
   void start(std::vector<std::string> extra = {}) {
