@@ -8,6 +8,8 @@
 #include <limits>
 #include <random>
 
+#include "../common/suggest.h"
+
 namespace chat_tool {
 
 namespace {
@@ -41,6 +43,14 @@ double parse_real(const std::string& flag, const std::string& text) {
     throw UsageError(flag + " expects a number, got '" + text + "'");
   return value;
 }
+
+// Every long flag, for "did you mean".
+const std::vector<std::string> kFlags = {
+    "--help",         "--version", "--model",      "--image", "--prompt", "--interactive",
+    "--system",       "--max-tiles", "--max-new-tokens", "--stop", "--greedy", "--sample",
+    "--temperature",  "--temp",    "--top-k",      "--top-p", "--repetition-penalty", "--seed",
+    "--device",       "--dtype",   "--threads",    "--dump",
+};
 
 }  // namespace
 
@@ -183,7 +193,7 @@ Options parse_command_line(int argc, const char* const* argv) {
       options.dump_path = value();
       if (options.dump_path.empty()) throw UsageError("--dump needs a file name");
     } else if (!arg.empty() && arg[0] == '-') {
-      throw UsageError("unknown option " + arg);
+      throw UsageError("unknown option " + arg + tool_common::did_you_mean(arg, kFlags));
     } else {
       throw UsageError("unexpected argument '" + arg + "' (images go after --image, the question after --prompt)");
     }

@@ -1,18 +1,38 @@
 // internvl-inspect: checks a downloaded checkpoint folder before use (no weights are loaded).
 // Exit status: 0 usable, 1 problems found, 2 usage error.
+#include <algorithm>
 #include <cstdio>
-#include <iostream>
+#include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
+#include "../common/suggest.h"
 #include "internvl/internvl.h"
 
 namespace {
 
-void usage() {
-  std::cerr << "usage: internvl-inspect [--all] DIR\n"
-               "Checks config.json, the safetensors files, the tokenizer and the chat template of a\n"
-               "checkpoint folder, lists missing/unexpected tensors and estimates memory per dtype.\n"
-               "  --all   list every missing, mismatched and unexpected tensor (default: the first 10)\n";
+void usage(std::FILE* out) {
+  std::fputs(
+      "usage: internvl-inspect [--all] [--json] DIR\n"
+      "       internvl-inspect [--all] [--json] -m DIR\n"
+      "\n"
+      "Checks config.json, the safetensors files, the tokenizer and the chat template of a\n"
+      "checkpoint folder, lists missing/unexpected tensors and estimates memory per dtype.\n"
+      "No weights are loaded.\n"
+      "\n"
+      "  -m, --model DIR|ID  the folder (or a Hugging Face id in the local cache); same as DIR\n"
+      "  --all               list every missing, mismatched and unexpected tensor (default: the first 10)\n"
+      "  --json              the report as one JSON object on stdout (every list complete)\n"
+      "  -h, --help          show this help\n"
+      "  --version           print the version and exit\n"
+      "\n"
+      "Exit status: 0 the folder is usable, 1 problems found, 2 bad usage.\n",
+      out);
+}
+
+int usage_error(const std::string& message) {
+  std::fprintf(stderr, "internvl-inspect: %s\n(internvl-inspect --help shows the options)\n", message.c_str());
+  return 2;
 }
 
 std::string human_bytes(uint64_t bytes) {
@@ -36,35 +56,81 @@ void print_list(const char* title, const std::vector<std::string>& items, bool a
   if (shown < items.size()) std::printf("  ... %zu more (--all lists them)\n", items.size() - shown);
 }
 
+// The whole report, field for field as CheckpointReport names them, plus `ok`.
+nlohmann::ordered_json report_json(const internvl::CheckpointReport& report) {
+  nlohmann::ordered_json memory = nlohmann::ordered_json::array();
+  for (const auto& m : report.memory) {
+    memory.push_back({{"dtype", internvl::to_string(m.dtype)},
+                      {"device", internvl::to_string(m.device)},
+                      {"weight_bytes", m.weight_bytes},
+                      {"kv_cache_bytes", m.kv_cache_bytes},
+                      {"host_peak_bytes", m.host_peak_bytes},
+                      {"device_bytes", m.device_bytes}});
+  }
+  return {{"path", report.path},
+          {"architecture", report.architecture},
+          {"language_model", report.language_model},
+          {"chat_template", report.chat_template},
+          {"template_supported", report.template_supported},
+          {"has_tokenizer", report.has_tokenizer},
+          {"tokenizer", report.tokenizer},
+          {"num_parameters", report.num_parameters},
+          {"checkpoint_tensors", report.checkpoint_tensors},
+          {"checkpoint_elements", report.checkpoint_elements},
+          {"checkpoint_bytes", report.checkpoint_bytes},
+          {"checkpoint_dtypes", report.checkpoint_dtypes},
+          {"missing", report.missing},
+          {"mismatched", report.mismatched},
+          {"unexpected", report.unexpected},
+          {"memory", std::move(memory)},
+          {"problems", report.problems},
+          {"ok", report.ok()}};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::string directory;
-  bool all = false;
+  bool all = false, json = false;
+  const std::vector<std::string> flags = {"--help", "--version", "--all", "--json", "--model"};
+  auto set_folder = [&](const std::string& folder) -> int {
+    if (folder.empty()) return usage_error("empty folder name");
+    if (!directory.empty()) return usage_error("more than one folder given");
+    directory = folder;
+    return 0;
+  };
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
+    int status = 0;
     if (arg == "-h" || arg == "--help") {
-      usage();
+      usage(stdout);
+      return 0;
+    } else if (arg == "--version") {
+      std::printf("internvl-inspect %s\n", INTERNVL_VERSION_STRING);
       return 0;
     } else if (arg == "--all") {
       all = true;
+    } else if (arg == "--json") {
+      json = true;
+    } else if (arg == "-m" || arg == "--model") {
+      if (i + 1 >= argc) return usage_error(arg + " needs a folder");
+      status = set_folder(argv[++i]);
+    } else if (arg.rfind("--model=", 0) == 0) {
+      status = set_folder(arg.substr(8));
     } else if (!arg.empty() && arg[0] == '-') {
-      std::cerr << "error: unknown option " << arg << "\n";
-      usage();
-      return 2;
-    } else if (directory.empty()) {
-      directory = arg;
+      return usage_error("unknown option " + arg + tool_common::did_you_mean(arg, flags));
     } else {
-      std::cerr << "error: more than one folder given\n";
-      return 2;
+      status = set_folder(arg);
     }
+    if (status != 0) return status;
   }
-  if (directory.empty()) {
-    usage();
-    return 2;
-  }
+  if (directory.empty()) return usage_error("no folder given (internvl-inspect DIR)");
 
   const internvl::CheckpointReport report = internvl::inspect_checkpoint(directory);
+  if (json) {
+    std::printf("%s\n", report_json(report).dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace).c_str());
+    return report.ok() ? 0 : 1;
+  }
   std::printf("folder        %s\n", report.path.c_str());
   std::printf("architecture  %s\n", report.architecture.empty() ? "?" : report.architecture.c_str());
   std::printf("language      %s\n", report.language_model.empty() ? "?" : report.language_model.c_str());

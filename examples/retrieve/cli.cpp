@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "../common/suggest.h"
+
 namespace retrieve {
 
 namespace {
@@ -58,6 +60,15 @@ const OptionSpec* find_option(const std::string& name) {
   return nullptr;
 }
 
+// The flags `command` takes, for "did you mean".
+std::vector<std::string> known_flags(Command command) {
+  std::vector<std::string> names = {"--help", "--version"};
+  for (const auto& spec : kOptions) {
+    if (spec.commands & bit(command)) names.push_back(spec.name);
+  }
+  return names;
+}
+
 Command parse_command(const std::string& word) {
   if (word == "index") return Command::kIndex;
   if (word == "search") return Command::kSearch;
@@ -107,9 +118,11 @@ void apply(Args& args, const std::string& name, const std::string& value) {
     else if (name == "--html") args.html = value;
     else if (name == "--save-every") args.save_every = parse_int(name, value, 0);
     else if (name == "--backend") {
-      // IVF-Flat trains on its first add, which here is one small batch: the library offers it.
-      if (value != "flat" && value != "hnsw") throw UsageError("--backend must be flat or hnsw");
-      args.backend = value;
+      // "ivf" is what people type; the library calls it "ivf-flat". run_index sizes its cells to
+      // the images and trains on all of them at once (one small batch would make a bad index).
+      if (value == "ivf" || value == "ivf-flat") args.backend = "ivf-flat";
+      else if (value == "flat" || value == "hnsw") args.backend = value;
+      else throw UsageError("--backend must be flat, ivf or hnsw, got '" + value + "'");
     }
   } catch (const internvl::Error& e) {
     throw UsageError(name + ": " + e.what());
@@ -172,25 +185,40 @@ Args parse_args(int argc, char** argv) {
     args.help = true;
     return args;
   }
+  if (first == "--version") {
+    args.version = true;
+    return args;
+  }
   if (first == "help") {
     args.help = true;
     if (argc > 2) {
       args.command = parse_command(argv[2]);
-      if (args.command == Command::kNone) throw UsageError(std::string("unknown command '") + argv[2] + "'");
+      if (args.command == Command::kNone) {
+        throw UsageError(std::string("unknown command '") + argv[2] + "'" +
+                         tool_common::did_you_mean(argv[2], {"index", "search", "classify", "embed"}));
+      }
     }
     return args;
   }
   args.command = parse_command(first);
   if (args.command == Command::kNone) {
-    if (is_option(first)) throw UsageError("missing command (index, search, classify or embed) before " + first);
-    throw UsageError("unknown command '" + first + "'");
+    if (first.size() > 1 && first[0] == '-') {
+      throw UsageError("missing command (index, search, classify or embed) before " + first);
+    }
+    throw UsageError("unknown command '" + first + "'" +
+                     tool_common::did_you_mean(first, {"index", "search", "classify", "embed"}));
   }
 
   bool options_done = false;  // after a bare "--" everything is positional
   for (int i = 2; i < argc; ++i) {
-    const std::string arg = argv[i];
+    // -m is the one short flag, as llama.cpp's tools spell it.
+    const std::string arg = !options_done && std::strcmp(argv[i], "-m") == 0 ? "--model" : argv[i];
     if (!options_done && (arg == "-h" || arg == "--help")) {
       args.help = true;
+      return args;
+    }
+    if (!options_done && arg == "--version") {
+      args.version = true;
       return args;
     }
     if (!options_done && arg == "--") {
@@ -198,7 +226,9 @@ Args parse_args(int argc, char** argv) {
       continue;
     }
     if (options_done || !is_option(arg)) {
-      if (!options_done && arg.size() > 1 && arg[0] == '-') throw UsageError("unknown option " + arg);
+      if (!options_done && arg.size() > 1 && arg[0] == '-') {
+        throw UsageError("unknown option " + arg + tool_common::did_you_mean(arg, known_flags(args.command)));
+      }
       if (args.command == Command::kSearch) args.queries.push_back({false, arg});  // bare words: text queries
       else if (args.command == Command::kIndex || args.command == Command::kClassify ||
                args.command == Command::kEmbed) {
@@ -215,7 +245,7 @@ Args parse_args(int argc, char** argv) {
       inline_value = arg.substr(eq + 1);
     }
     const OptionSpec* spec = find_option(name);
-    if (spec == nullptr) throw UsageError("unknown option " + name);
+    if (spec == nullptr) throw UsageError("unknown option " + name + tool_common::did_you_mean(name, known_flags(args.command)));
     if ((spec->commands & bit(args.command)) == 0) {
       throw UsageError(name + " is not an option of '" + command_name(args.command) + "'");
     }
@@ -259,7 +289,7 @@ Args parse_args(int argc, char** argv) {
 std::string usage(Command command) {
   const char* common =
       "model options:\n"
-      "  --model DIR          InternVL-C/G checkpoint folder (config.json, *.safetensors, tokenizer.model)\n"
+      "  -m, --model DIR      InternVL-C/G checkpoint folder (config.json, *.safetensors, tokenizer.model)\n"
       "  --mode c|g           InternVL-C (attention pooling) or InternVL-G (QLLaMA); default c,\n"
       "                       or the mode the index was built with\n"
       "  --device cpu|cuda[:N]  where to run (default cpu)\n"
@@ -269,7 +299,9 @@ std::string usage(Command command) {
       "output options:\n"
       "  --json               one JSON document on stdout instead of text\n"
       "  --quiet              no progress or informational messages on stderr (warnings stay)\n"
-      "  -h, --help           this help\n";
+      "  -h, --help           this help\n"
+      "  --version            print the version and exit\n"
+      "exit status: 0 success, 1 error, 2 bad usage, 130 interrupted (Ctrl-C)\n";
   switch (command) {
     case Command::kIndex:
       return std::string(
@@ -288,7 +320,9 @@ std::string usage(Command command) {
                  "  --save-every N       save the index every N batches (default 10; 0: only at the end)\n"
                  "  --overwrite          start a new index even if FILE exists (e.g. of another model or mode)\n"
                  "  --prune              remove entries below the given folders whose files no longer exist\n"
-                 "  --backend B          for a new index: flat (exact, default) or hnsw (approximate, FAISS builds)\n") +
+                 "  --backend B          for a new index: flat (exact, default), or, in builds with FAISS,\n"
+                 "                       ivf (IVF-Flat: cells learnt from the images of the first run) or\n"
+                 "                       hnsw (a graph); both approximate\n") +
              common;
     case Command::kSearch:
       return std::string(
@@ -342,7 +376,7 @@ std::string usage(Command command) {
     case Command::kNone:
       break;
   }
-  return "usage: internvl-retrieve COMMAND --model DIR [options]\n"
+  return "usage: internvl-retrieve COMMAND -m DIR [options]\n"
          "\n"
          "Image search and zero-shot classification with InternVL-C / InternVL-G checkpoints.\n"
          "\n"
@@ -358,7 +392,8 @@ std::string usage(Command command) {
          "  internvl-retrieve classify --model InternVL-14B-224px --labels classes.txt ~/Pictures/inbox\n"
          "  internvl-retrieve embed    --model InternVL-14B-224px --images a.jpg b.jpg --texts \"a cat\" \"a dog\"\n"
          "\n"
-         "'internvl-retrieve help COMMAND' (or COMMAND --help) describes a command and its options.\n"
+         "'internvl-retrieve help COMMAND' (or COMMAND --help) describes a command and its options;\n"
+         "--version prints the version.\n"
          "Exit status: 0 success, 1 error, 2 bad usage, 130 interrupted.\n";
 }
 

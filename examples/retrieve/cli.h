@@ -35,6 +35,7 @@ struct Query {
 struct Args {
   Command command = Command::kNone;
   bool help = false;
+  bool version = false;  // --version
 
   // Model.
   std::string model_dir;
@@ -61,11 +62,12 @@ struct Args {
   // index only.
   int save_every = 10;  // save the index every N batches (0: only at the end)
   bool overwrite = false;
-  std::string backend = "flat";  // index backend for a new index
+  std::string backend = "flat";  // index backend for a new index: the library's name ("ivf" is "ivf-flat")
   bool prune = false;
 };
 
-// Parses argv; throws UsageError. `help` is set for -h/--help (command may be kNone).
+// Parses argv; throws UsageError. `help` is set for -h/--help and `version` for --version (command
+// may be kNone for both).
 Args parse_args(int argc, char** argv);
 
 // Usage text: the overview for kNone, else the command's own page.

@@ -154,6 +154,26 @@ std::string trim(const std::string& text) {
 
 // ---- index -------------------------------------------------------------------------------------
 
+// FAISS's k-means wants about 39 training rows per cell (fewer: a warning and empty cells), and
+// ~4 sqrt(N) cells is its usual advice; one cell is exact search, right for a small folder.
+constexpr int64_t kRowsPerCell = 39;
+
+int ivf_cells(int64_t rows) {
+  const auto by_rows = rows / kRowsPerCell;
+  const auto by_sqrt = static_cast<int64_t>(4 * std::sqrt(static_cast<double>(rows)));
+  return static_cast<int>(std::clamp<int64_t>(std::min(by_rows, by_sqrt), 1, 1024));
+}
+
+internvl::IndexOptions index_options_for(const std::string& backend, int64_t rows) {
+  internvl::IndexOptions options;
+  options.backend = backend;
+  if (backend == "ivf-flat") {
+    options.nlist = ivf_cells(rows);
+    options.nprobe = std::min(options.nprobe, options.nlist);
+  }
+  return options;
+}
+
 int run_index(const Args& args) {
   check_output_path("--index", args.index_path);
   const auto start = std::chrono::steady_clock::now();
@@ -183,9 +203,12 @@ int run_index(const Args& args) {
                       mode_name(*args.mode) + "; use another --index or --overwrite");
     }
   } else {
-    internvl::IndexOptions index_options;
-    index_options.backend = args.backend;
-    index = model.create_index(args.mode.value_or(internvl::EmbedMode::kC), index_options);
+    if (args.backend != "flat" && !internvl::Index::faiss_available()) {
+      throw ToolError("--backend " + std::string(args.backend == "ivf-flat" ? "ivf" : args.backend) +
+                      " needs a build with FAISS (Debian libfaiss-dev); this one has only flat");
+    }
+    // An IVF index's cells are sized when it is trained, below; this one is a placeholder.
+    index = model.create_index(args.mode.value_or(internvl::EmbedMode::kC), index_options_for(args.backend, 0));
   }
   const internvl::EmbedMode mode = index->mode();
 
@@ -221,17 +244,59 @@ int run_index(const Args& args) {
   std::vector<Skipped> skipped;
   int64_t added = 0;
   int batches_since_save = 0;
+
+  // IVF-Flat learns its cells (k-means) from the first rows it is given and keeps them: trained on
+  // one batch it would be a bad index for good. So while it is empty, embeddings wait here until
+  // there are enough to train cells sized for this run's images, and go in together.
+  const bool train_ivf = index->backend() == "ivf-flat" && index->size() == 0 && !todo.empty();
+  const int64_t train_rows =
+      train_ivf ? std::min<int64_t>(static_cast<int64_t>(todo.size()), kRowsPerCell * ivf_cells(todo.size())) : 0;
+  std::vector<std::string> pending_ids;
+  std::vector<internvl::Matrix> pending;
+  int64_t pending_rows = 0;
+  bool training = train_ivf;
+  auto train_and_add = [&] {
+    if (!training) return;
+    training = false;
+    if (pending_rows == 0) return;
+    // Cells for the rows there are (fewer than planned after skipped images or Ctrl-C).
+    index = model.create_index(mode, index_options_for("ivf-flat", pending_rows));
+    internvl::Matrix rows(pending_rows, pending.front().cols());
+    Eigen::Index row = 0;
+    for (const auto& part : pending) {
+      rows.middleRows(row, part.rows()) = part;
+      row += part.rows();
+    }
+    index->add(pending_ids, rows);
+    added += pending_rows;
+    info("trained the IVF index on " + std::to_string(pending_rows) + " embedding(s): " +
+         std::to_string(ivf_cells(pending_rows)) + " cell(s)" +
+         (ivf_cells(pending_rows) == 1 ? " (one cell: exact search; more from " + std::to_string(2 * kRowsPerCell) +
+                                             " images on)"
+                                       : std::string()));
+    pending.clear();
+    pending_ids.clear();
+    pending_rows = 0;
+  };
   const auto embed_start = std::chrono::steady_clock::now();
   install_interrupt_handler();
   try {
     run_batches(
         "indexing", todo, args.batch_size, skipped,
         [&](const std::vector<std::string>& paths) {
-          const auto embeddings = model.embed_image(open_images(paths), options);
+          auto embeddings = model.embed_image(open_images(paths), options);
+          if (training) {
+            pending_ids.insert(pending_ids.end(), paths.begin(), paths.end());
+            pending_rows += embeddings.rows();
+            pending.push_back(std::move(embeddings));
+            if (pending_rows >= train_rows) train_and_add();
+            return;
+          }
           index->add(paths, embeddings);
           added += static_cast<int64_t>(paths.size());
         },
         [&] {
+          if (training) return;  // nothing in the index yet to save
           if (args.save_every > 0 && ++batches_since_save >= args.save_every && !g_interrupted) {
             index->save(args.index_path);
             batches_since_save = 0;
@@ -247,6 +312,7 @@ int run_index(const Args& args) {
     }
     throw;
   }
+  train_and_add();  // after skipped images or Ctrl-C: on what there is
   const double embed_seconds = seconds_since(embed_start);
   if (!existed || added > 0 || removed > 0) index->save(args.index_path);
 
@@ -654,6 +720,10 @@ int main(int argc, char** argv) {
   }
   if (args.help) {
     std::fputs(usage(args.command).c_str(), stdout);
+    return 0;
+  }
+  if (args.version) {
+    std::printf("internvl-retrieve %s\n", INTERNVL_VERSION_STRING);
     return 0;
   }
   set_quiet(args.quiet);

@@ -441,6 +441,20 @@ TEST_F(ChatToolCli, BadUsageExitsTwo) {
   }
 }
 
+// A flag one or two typing mistakes from a real one is named in the error.
+TEST_F(ChatToolCli, UnknownFlagSuggestsTheNearestOne) {
+  const std::string model = internvl::testing::fixtures_dir();
+  for (const auto& [flag, suggestion] : std::vector<std::pair<std::string, std::string>>{
+           {"--promt", "--prompt"}, {"--max-new-token", "--max-new-tokens"}, {"--devcie=cpu", "--device"}}) {
+    const ToolRun run = run_tool({"--model", model, flag});
+    EXPECT_EQ(run.status, 2) << describe(run);
+    EXPECT_TRUE(contains(run.err, "did you mean " + suggestion + "?")) << describe(run);
+  }
+  const ToolRun far = run_tool({"--model", model, "--frobnicate"});
+  EXPECT_EQ(far.status, 2) << describe(far);
+  EXPECT_FALSE(contains(far.err, "did you mean")) << describe(far);
+}
+
 TEST_F(ChatToolCli, MissingModelExitsOne) {
   const ToolRun run = run_tool({"--model", temp_path("no_such_model"), "--prompt", "hi"});
   EXPECT_EQ(run.status, 1) << describe(run);

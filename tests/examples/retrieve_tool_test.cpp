@@ -24,6 +24,7 @@
 #include "io/safetensors.h"
 #include "io/tensor_convert.h"
 #include "internvl/index.h"
+#include "internvl/version.h"
 #include "support/fixtures.h"
 #include "support/tool_runner.h"
 
@@ -447,6 +448,112 @@ TEST_P(RetrieveTool, RuntimeErrorsExitOne) {
   EXPECT_TRUE(contains(run.err, "{}")) << run.err;
 }
 
+// -m is --model: the same embeddings either way.
+TEST_P(RetrieveTool, ShortModelFlagIsModel) {
+  const auto long_run = run_tool({"embed", "--model", model_dir_, "--quiet", "--json", "--texts", captions_.front()});
+  const auto short_run = run_tool({"embed", "-m", model_dir_, "--quiet", "--json", "--texts", captions_.front()});
+  ASSERT_EQ(long_run.status, 0) << describe(long_run);
+  ASSERT_EQ(short_run.status, 0) << describe(short_run);
+  EXPECT_EQ(parse_json(short_run)["text_embeds"], parse_json(long_run)["text_embeds"]);
+}
+
+// The FAISS sidecar of an index (kind, nlist, ...).
+json sidecar(const std::string& index) { return json::parse(read_file(index + ".json")); }
+
+// Per image query: the hit ids, in order.
+std::vector<std::vector<std::string>> search_ids(const json& doc) {
+  std::vector<std::vector<std::string>> ids;
+  for (const auto& result : doc["results"]) {
+    ids.emplace_back();
+    for (const auto& hit : result["hits"]) ids.back().push_back(hit["id"].get<std::string>());
+  }
+  return ids;
+}
+
+// --backend ivf is IVF-Flat: for a folder this small, one cell, i.e. the same ranking as flat; a
+// later run adds to the trained index.
+TEST_P(RetrieveTool, IvfBackendSearchesAsFlatAndResumes) {
+  ASSERT_GE(images_.size(), 2u);
+  const std::vector<std::string> first(images_.begin(), images_.end() - 1);
+  const std::string ivf = (work_ / "ivf.index").string(), flat = (work_ / "flat.safetensors").string();
+  auto args = base("index");
+  args.insert(args.end(), {"--backend", "ivf", "--index", ivf, "--json", "--batch-size", "2"});
+  args.insert(args.end(), first.begin(), first.end());
+  auto run = run_tool(args);
+  if (!internvl::Index::faiss_available()) {
+    EXPECT_EQ(run.status, 1) << describe(run);
+    EXPECT_TRUE(contains(run.err, "FAISS")) << run.err;
+    return;
+  }
+  ASSERT_EQ(run.status, 0) << describe(run);
+  EXPECT_EQ(parse_json(run).value("size", -1), static_cast<int64_t>(first.size())) << run.out;
+  // Trained on all of them at once (not on the first batch of 2): cells for this many rows.
+  const auto meta = sidecar(ivf);
+  EXPECT_EQ(meta.value("kind", ""), "ivf-flat");
+  EXPECT_EQ(meta.value("nlist", 0), 1) << meta.dump();
+
+  args = base("index");  // resume: the last image joins the trained index
+  args.insert(args.end(), {"--index", ivf, "--json"});
+  args.insert(args.end(), images_.begin(), images_.end());
+  run = run_tool(args);
+  ASSERT_EQ(run.status, 0) << describe(run);
+  EXPECT_EQ(parse_json(run).value("added", -1), 1) << run.out;
+
+  args = base("index");
+  args.insert(args.end(), {"--index", flat});
+  args.insert(args.end(), images_.begin(), images_.end());
+  ASSERT_EQ(run_tool(args).status, 0);
+  const auto top_k = std::to_string(images_.size());
+  json docs[2];
+  for (int b = 0; b < 2; ++b) {
+    args = base("search");
+    args.insert(args.end(), {"--index", b == 0 ? ivf : flat, "--json", "--top-k", top_k});
+    for (const auto& image : images_) args.insert(args.end(), {"--query-image", image});
+    run = run_tool(args);
+    ASSERT_EQ(run.status, 0) << describe(run);
+    docs[b] = parse_json(run);
+  }
+  EXPECT_EQ(search_ids(docs[0]), search_ids(docs[1]));
+  for (size_t q = 0; q < images_.size(); ++q) {
+    for (size_t h = 0; h < docs[1]["results"][q]["hits"].size(); ++h) {
+      EXPECT_NEAR(docs[0]["results"][q]["hits"][h]["score"].get<double>(),
+                  docs[1]["results"][q]["hits"][h]["score"].get<double>(), 1e-4);
+    }
+  }
+}
+
+// Enough images for several cells: the cells are sized to the run (about 39 rows each, FAISS's
+// k-means minimum), and every image still finds itself (or an identical copy) first.
+TEST_P(RetrieveTool, IvfBackendSizesCellsToTheImages) {
+  if (!internvl::Index::faiss_available()) GTEST_SKIP() << "built without FAISS";
+  constexpr size_t kTwoCells = 2 * 39;
+  const fs::path photos = work_ / "many";
+  fs::create_directories(photos);
+  size_t count = 0;
+  for (size_t copy = 0; count < kTwoCells; ++copy) {
+    for (size_t i = 0; i < images_.size(); ++i, ++count) {
+      fs::copy_file(images_[i], photos / (std::to_string(copy) + "_" + image_names_[i]));
+    }
+  }
+  const std::string index = (work_ / "many.index").string();
+  auto args = base("index");
+  args.insert(args.end(), {"--backend", "ivf", "--index", index, "--json", "--batch-size", "16", photos.string()});
+  auto run = run_tool(args);
+  ASSERT_EQ(run.status, 0) << describe(run);
+  EXPECT_EQ(parse_json(run).value("size", -1), static_cast<int64_t>(count)) << run.out;
+  EXPECT_GE(sidecar(index).value("nlist", 0), 2) << sidecar(index).dump();
+  args = base("search");
+  args.insert(args.end(), {"--index", index, "--json", "--top-k", "1"});
+  for (const auto& image : images_) args.insert(args.end(), {"--query-image", image});
+  run = run_tool(args);
+  ASSERT_EQ(run.status, 0) << describe(run);
+  const auto doc = parse_json(run);
+  for (const auto& result : doc["results"]) {
+    ASSERT_EQ(result["hits"].size(), 1u) << run.out;
+    EXPECT_GT(result["hits"][0]["score"].get<double>(), 0.999) << result.dump();
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Fixtures, RetrieveTool,
                          ::testing::ValuesIn(internvl::testing::fixtures_with_architecture("InternVLModel")),
                          internvl::testing::FixtureName());
@@ -473,6 +580,8 @@ TEST(RetrieveToolUsage, BadUsageExitsTwo) {
       {"index", "--model", "m", "--index", "i", "--labels", "l", "dir"},  // option of another command
       {"classify", "--model", "m", "img.jpg"},                          // no --labels
       {"search", "--model", "m", "--index"},
+      {"index", "-m", "m", "--index", "i", "--backend", "annoy", "dir"},
+      {"-m", "m", "index"},                                             // no command first
   };
   for (const auto& args : cases) {
     std::string line;
@@ -487,6 +596,37 @@ TEST(RetrieveToolUsage, BadUsageExitsTwo) {
     EXPECT_EQ(run.status, 0) << describe(run);
     EXPECT_TRUE(contains(run.out, "usage:")) << run.out;
   }
+}
+
+TEST(RetrieveToolUsage, VersionPrintsTheLibraryVersion) {
+  if (tool_path().empty() || !fs::exists(tool_path())) GTEST_SKIP() << "internvl-retrieve not built";
+  for (const std::vector<std::string> args : {std::vector<std::string>{"--version"}, {"search", "--version"}}) {
+    const auto run = run_tool(args);
+    EXPECT_EQ(run.status, 0) << describe(run);
+    EXPECT_EQ(run.out, std::string("internvl-retrieve ") + INTERNVL_VERSION_STRING + "\n");
+  }
+}
+
+// A flag or command one or two edits from a real one is named in the error; a far one is not.
+TEST(RetrieveToolUsage, UnknownFlagSuggestsTheNearestOne) {
+  if (tool_path().empty() || !fs::exists(tool_path())) GTEST_SKIP() << "internvl-retrieve not built";
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"search", "--model", "m", "--idnex", "i", "--query", "x"}, "--index"},
+      {{"search", "--model", "m", "--index", "i", "--qurey", "x"}, "--query"},
+      {{"index", "--model", "m", "--index", "i", "--backnd=ivf", "d"}, "--backend"},
+      {{"embed", "--modle", "m", "--texts", "a"}, "--model"},
+      {{"index", "--model", "m", "--index", "i", "-json", "d"}, "--json"},  // one dash
+      {{"serch", "--model", "m"}, "search"},
+  };
+  for (const auto& [args, suggestion] : cases) {
+    SCOPED_TRACE(args[0] + " ... " + suggestion);
+    const auto run = run_tool(args);
+    EXPECT_EQ(run.status, 2) << describe(run);
+    EXPECT_TRUE(contains(run.err, "did you mean " + suggestion + "?")) << run.err;
+  }
+  const auto run = run_tool({"embed", "--model", "m", "--texts", "a", "--frobnicate"});
+  EXPECT_EQ(run.status, 2) << describe(run);
+  EXPECT_FALSE(contains(run.err, "did you mean")) << run.err;
 }
 
 }  // namespace
