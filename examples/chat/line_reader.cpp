@@ -2,6 +2,7 @@
 #include "line_reader.h"
 
 #include <poll.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <clocale>
@@ -54,11 +55,23 @@ class StreamReader : public LineReader {
 #ifdef INTERNVL_CHAT_HAVE_LIBEDIT
 
 // More input already waiting on stdin within `ms`: the rest of a paste (a person cannot type
-// the next line that fast). In canonical mode poll() reports only complete lines, so a pasted
-// last line without its newline stays for the editor to show.
+// the next line that fast). The terminal is non-canonical meanwhile: bytes the kernel takes in
+// canonical mode are cut at 4095 per line, and a paste can be longer than its 4096-byte buffer.
+// poll() then also sees a last pasted line without its newline, which the editor shows.
 bool input_pending(int ms) {
+  termios cooked{};
+  const bool have_tty = ::tcgetattr(STDIN_FILENO, &cooked) == 0;
+  if (have_tty) {
+    termios raw = cooked;
+    raw.c_lflag &= ~static_cast<tcflag_t>(ICANON | ECHO);  // ISIG stays: Ctrl-C still works
+    raw.c_cc[VMIN] = 1;
+    raw.c_cc[VTIME] = 0;
+    ::tcsetattr(STDIN_FILENO, TCSANOW, &raw);
+  }
   pollfd fd{STDIN_FILENO, POLLIN, 0};
-  return ::poll(&fd, 1, ms) == 1 && (fd.revents & POLLIN) != 0;
+  const bool pending = ::poll(&fd, 1, ms) == 1 && (fd.revents & POLLIN) != 0;
+  if (have_tty) ::tcsetattr(STDIN_FILENO, TCSANOW, &cooked);
+  return pending;
 }
 
 // libedit's readline(): it reads the terminal in raw mode, so a line is not limited to the 4095
