@@ -89,9 +89,15 @@ void print_usage(std::FILE* out) {
       "  -h, --help               show this help\n"
       "  --version                print the version and exit\n"
       "\n"
-      "Conversation commands: /image PATH, /reset, /help, /quit (or Ctrl-D). End a line with\n"
-      "'\\' to continue the question on the next line. Ctrl-C stops the answer being generated.\n",
+      "Conversation commands: /image PATH, /reset, /stop TEXT, /save FILE, /load FILE, /help,\n"
+      "/quit (or Ctrl-D). End a line with '\\' to continue the question on the next line.\n"
+      "Ctrl-C stops the answer being generated.\n",
       out);
+#ifdef INTERNVL_CHAT_HAVE_LIBEDIT
+  std::fputs("In a terminal, lines are edited with libedit: arrows, history (up/down), long pastes.\n", out);
+#else
+  std::fputs("Built without libedit: lines are read plainly, without editing or history.\n", out);
+#endif
 }
 
 Options parse_command_line(int argc, const char* const* argv) {

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <iostream>
 #include <iterator>
+#include <memory>
 #include <string>
 
 #include "cli.h"
@@ -72,7 +73,11 @@ int run(int argc, char** argv) {
                  "Type a question; /help lists the commands; /quit or Ctrl-D leaves.\n",
                  INTERNVL_VERSION_STRING, options.model_dir.c_str(), template_name.c_str(), options.images.size());
   }
-  return chat_tool::run_repl(model, options, std::cin, tty_in);
+  // The line editor needs a terminal on both sides (it draws on stdout); otherwise plain lines.
+  std::unique_ptr<chat_tool::LineReader> reader;
+  if (tty_in && ::isatty(STDOUT_FILENO) == 1) reader = chat_tool::make_line_editor();
+  if (!reader) reader = chat_tool::make_stream_reader(std::cin, tty_in);
+  return chat_tool::run_repl(model, options, *reader);
 }
 
 }  // namespace

@@ -3,13 +3,20 @@
 
 #include <unistd.h>
 
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <iterator>
+#include <stdexcept>
 #include <string>
+#include <vector>
 
+#include <nlohmann/json.hpp>
+
+#include "atomic_file.h"
 #include "dump.h"
 
 namespace chat_tool {
@@ -61,23 +68,6 @@ bool write_out(const std::string& text) {
   return std::fflush(stdout) == 0;
 }
 
-// One logical line: physical lines ending in '\' continue on the next (the '\' becomes '\n').
-bool read_input(std::istream& in, bool show_prompt, std::string& out) {
-  out.clear();
-  std::string line;
-  if (!std::getline(in, line)) return false;
-  for (;;) {
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.empty() || line.back() != '\\') break;
-    line.pop_back();
-    out += line + "\n";
-    if (show_prompt) write_out("... ");
-    if (!std::getline(in, line)) return true;
-  }
-  out += line;
-  return true;
-}
-
 std::string expand_home(const std::string& path) {
   if (path.rfind("~/", 0) == 0) {
     if (const char* home = std::getenv("HOME"); home != nullptr && *home != '\0') return home + path.substr(1);
@@ -98,14 +88,67 @@ void print_commands() {
   note("Type a question and press Enter; end a line with '\\' to continue on the next line.\n"
        "  /image PATH  add an image; it goes with your next question (earlier images stay)\n"
        "  /reset       start over: forget the history and all images\n"
+       "  /stop TEXT   end later answers before TEXT (\\n, \\t, \\\\ escapes; \"quotes\" keep spaces);\n"
+       "               /stop alone lists the stop strings, /stop clear forgets them\n"
+       "  /save FILE   write the conversation (history and images) as JSON\n"
+       "  /load FILE   replace the conversation with one written by /save\n"
        "  /help        this list\n"
        "  /quit        leave (also Ctrl-D)\n"
        "Ctrl-C stops an answer being generated. A question starting with '/' is written '//...'.");
 }
 
+// The /stop argument: \\n, \\t and \\\\ stand for newline, tab and backslash (a stop string is
+// often a newline, which a line cannot hold).
+std::string unescape(const std::string& text) {
+  std::string out;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '\\' || i + 1 == text.size()) {
+      out += text[i];
+      continue;
+    }
+    const char next = text[++i];
+    if (next == 'n') out += '\n';
+    else if (next == 't') out += '\t';
+    else if (next == '\\') out += '\\';
+    else out += std::string("\\") + next;
+  }
+  return out;
+}
+
+// A stop string as the user can read it back.
+std::string shown(const std::string& text) {
+  std::string out = "\"";
+  for (const char c : text) {
+    if (c == '\n') out += "\\n";
+    else if (c == '\t') out += "\\t";
+    else if (c == '\\') out += "\\\\";
+    else out += c;
+  }
+  return out + "\"";
+}
+
+std::string read_text_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot be read");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad()) throw std::runtime_error("cannot be read");
+  return text;
+}
+
+// "N tokens in S s, R tokens/s (prompt P tokens)", dimmed on a terminal so the answer stands out.
+void print_speed(const internvl::ChatResult& result, double seconds) {
+  char line[160];
+  const std::size_t tokens = result.output_ids.size();
+  std::snprintf(line, sizeof(line), "(%zu tokens in %.2f s, %.1f tokens/s; prompt %zu tokens)", tokens, seconds,
+                seconds > 0 ? static_cast<double>(tokens) / seconds : 0.0, result.input_ids.size());
+  const bool dim = ::isatty(STDERR_FILENO) == 1;
+  std::fprintf(stderr, dim ? "\033[2m%s\033[0m\n" : "%s\n", line);
+}
+
 }  // namespace
 
-internvl::ChatResult run_turn(const internvl::Model& model, const internvl::ChatRequest& request, bool* interrupted) {
+internvl::ChatResult run_turn(const internvl::Model& model, const internvl::ChatRequest& request, bool* interrupted,
+                              double* seconds) {
   bool broken = false;
   bool open_line = false;  // text printed since the last newline
   auto on_text = [&](const std::string& text) {
@@ -120,8 +163,11 @@ internvl::ChatResult run_turn(const internvl::Model& model, const internvl::Chat
   internvl::ChatResult result;
   {
     SigintScope sigint;
+    const auto start = std::chrono::steady_clock::now();
     try {
       result = model.chat(request, on_text);
+      if (seconds != nullptr)
+        *seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     } catch (...) {
       if (open_line) write_out("\n");
       throw;
@@ -166,8 +212,55 @@ void Conversation::commit(const std::string& sent_question, const std::string& a
 
 void Conversation::drop_new_images() { images_.resize(introduced_); }
 
-int run_repl(const internvl::Model& model, const Options& options, std::istream& in, bool show_prompt) {
+namespace {
+const char* const kConversationFormat = "internvl-chat-conversation";
+}
+
+std::string Conversation::to_json() const {
+  nlohmann::json history = nlohmann::json::array();
+  for (const auto& turn : history_) history.push_back({{"question", turn.question}, {"answer", turn.answer}});
+  const nlohmann::json doc = {{"format", kConversationFormat}, {"version", 1},         {"images", images_},
+                              {"images_placed", introduced_},  {"history", history}};
+  // Invalid UTF-8 (a cut multibyte answer) is replaced, not an error: the file stays writable.
+  return doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+}
+
+Conversation Conversation::from_json(const std::string& text) {
+  nlohmann::json doc;
+  try {
+    doc = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    throw std::runtime_error(std::string("not JSON (") + e.what() + ")");
+  }
+  auto fail = [](const std::string& what) { throw std::runtime_error(what); };
+  if (!doc.is_object() || doc.value("format", nlohmann::json()) != kConversationFormat)
+    fail(std::string("not a conversation written by /save (no \"format\": \"") + kConversationFormat + "\")");
+  if (doc.value("version", nlohmann::json()) != 1) fail("unsupported version (this tool reads version 1)");
   Conversation conversation;
+  const auto images = doc.value("images", nlohmann::json::array());
+  if (!images.is_array()) fail("\"images\" is not a list");
+  for (const auto& image : images) {
+    if (!image.is_string()) fail("\"images\" holds a value that is not a path");
+    conversation.images_.push_back(image.get<std::string>());
+  }
+  const auto placed = doc.value("images_placed", nlohmann::json(0));
+  if (!placed.is_number_unsigned() || placed.get<std::size_t>() > conversation.images_.size())
+    fail("\"images_placed\" is not a count between 0 and the number of images");
+  conversation.introduced_ = placed.get<std::size_t>();
+  const auto history = doc.value("history", nlohmann::json::array());
+  if (!history.is_array()) fail("\"history\" is not a list");
+  for (const auto& turn : history) {
+    if (!turn.is_object() || !turn.contains("question") || !turn.contains("answer") || !turn["question"].is_string() ||
+        !turn["answer"].is_string())
+      fail("a \"history\" entry is not {\"question\": text, \"answer\": text}");
+    conversation.history_.push_back({turn["question"].get<std::string>(), turn["answer"].get<std::string>()});
+  }
+  return conversation;
+}
+
+int run_repl(const internvl::Model& model, const Options& options, LineReader& in) {
+  Conversation conversation;
+  internvl::GenerationOptions generation = options.generation;  // /stop changes its stop strings
   for (const auto& path : options.images) conversation.add_image(path);
 
   // One question: returns false when stdout is gone.
@@ -175,11 +268,13 @@ int run_repl(const internvl::Model& model, const Options& options, std::istream&
     auto request = conversation.request(question);
     request.max_tiles = options.max_tiles;
     request.system_message = options.system_message;
-    request.generation = options.generation;
+    request.generation = generation;
     try {
       bool interrupted = false;
-      const auto result = run_turn(model, request, &interrupted);
+      double seconds = 0;
+      const auto result = run_turn(model, request, &interrupted, &seconds);
       if (interrupted) note("(stopped)");
+      print_speed(result, seconds);
       conversation.commit(request.question, result.response);
       if (!options.dump_path.empty()) write_dump(options.dump_path, result);
     } catch (const internvl::ImageError& e) {
@@ -198,11 +293,8 @@ int run_repl(const internvl::Model& model, const Options& options, std::istream&
   if (options.prompt && !ask(*options.prompt)) return 1;
   std::string input;
   for (;;) {
-    if (show_prompt && !write_out("> ")) return 1;
-    if (!read_input(in, show_prompt, input)) {
-      if (show_prompt) write_out("\n");
-      return 0;
-    }
+    if (!in.read(input)) return 0;
+    if (std::ferror(stdout)) return 1;
     const std::string line = trim(input);
     if (line.empty()) continue;
     if (line[0] == '/' && line.rfind("//", 0) != 0) {
@@ -225,6 +317,45 @@ int run_repl(const internvl::Model& model, const Options& options, std::istream&
           conversation.add_image(path);
           note("(image " + std::to_string(conversation.images()) + " added: " + path +
                "; it goes with your next question)");
+        }
+      } else if (command == "/stop") {
+        auto& stops = generation.stop_strings;
+        if (argument.empty()) {
+          std::string list;
+          for (const auto& stop : stops) list += " " + shown(stop);
+          note(stops.empty() ? "(no stop strings)" : "(stop strings:" + list + ")");
+        } else if (argument == "clear") {
+          stops.clear();
+          note("(stop strings cleared)");
+        } else {
+          const std::string stop = unescape(unquote(argument));
+          if (stop.empty()) {
+            error("/stop needs a non-empty string");
+          } else {
+            stops.push_back(stop);
+            note("(later answers end before " + shown(stop) + ")");
+          }
+        }
+      } else if (command == "/save" || command == "/load") {
+        const std::string path = expand_home(unquote(argument));
+        if (path.empty()) {
+          error(command + " needs a file name");
+        } else if (command == "/save") {
+          try {
+            write_file_atomically(path, conversation.to_json(), "conversation");
+            note("(conversation saved to " + path + ": " + std::to_string(conversation.turns()) + " turn(s), " +
+                 std::to_string(conversation.images()) + " image(s))");
+          } catch (const std::exception& e) {
+            error(e.what());
+          }
+        } else {
+          try {
+            conversation = Conversation::from_json(read_text_file(path));
+            note("(conversation loaded from " + path + ": " + std::to_string(conversation.turns()) + " turn(s), " +
+                 std::to_string(conversation.images()) + " image(s))");
+          } catch (const std::exception& e) {  // the conversation stays as it was
+            error("cannot load conversation " + path + ": " + e.what());
+          }
         }
       } else {
         error("unknown command " + command + " (/help lists the commands)");

@@ -7,16 +7,17 @@
 #include <vector>
 
 #include "cli.h"
+#include "line_reader.h"
 #include "internvl/internvl.h"
 
 namespace chat_tool {
 
 // Runs Model::chat, printing the text to stdout as it is generated (flushed piece by piece)
 // and a final newline. Ctrl-C (SIGINT) while it runs stops the generation early and
-// `*interrupted` is set; a second Ctrl-C ends the process. Throws what Model::chat throws, and
-// internvl::Error when stdout cannot be written.
+// `*interrupted` is set; a second Ctrl-C ends the process. `*seconds` gets the wall time of the
+// call. Throws what Model::chat throws, and internvl::Error when stdout cannot be written.
 internvl::ChatResult run_turn(const internvl::Model& model, const internvl::ChatRequest& request,
-                              bool* interrupted = nullptr);
+                              bool* interrupted = nullptr, double* seconds = nullptr);
 
 // A multi-turn conversation as the official chat() sees it: (question, answer) history and the
 // images of the whole conversation. Images join the conversation with the next question: unless
@@ -42,6 +43,12 @@ class Conversation {
   std::size_t new_images() const { return images_.size() - introduced_; }
   std::size_t turns() const { return history_.size(); }
 
+  // /save and /load: {"format": "internvl-chat-conversation", "version": 1, "images": [paths],
+  // "images_placed": n, "history": [{"question": ..., "answer": ...}]}. from_json throws
+  // std::runtime_error saying what is wrong.
+  std::string to_json() const;
+  static Conversation from_json(const std::string& text);
+
  private:
   std::vector<std::string> images_;
   std::size_t introduced_ = 0;  // images already placed by an earlier turn's question
@@ -49,8 +56,8 @@ class Conversation {
 };
 
 // The interactive loop: reads questions and commands from `in` until /quit or end of input,
-// streaming answers to stdout. A "> " prompt is printed when `show_prompt`. Returns the exit
-// status (0, or 1 when stdout broke).
-int run_repl(const internvl::Model& model, const Options& options, std::istream& in, bool show_prompt);
+// streaming answers to stdout and a speed line per answer to stderr. Returns the exit status
+// (0, or 1 when stdout broke).
+int run_repl(const internvl::Model& model, const Options& options, LineReader& in);
 
 }  // namespace chat_tool
