@@ -343,12 +343,18 @@ ChatResult Model::chat(const ChatRequest& request, const StreamCallback& on_text
   auto on_token = [&](int64_t token) {
     const auto text = stream.push(token);
     if (!g.stop_strings.empty()) {
-      for (const auto& stop : g.stop_strings) {
-        if (stream.emitted().find(stop) != std::string::npos) stopped_by_string = true;
+      const std::string& emitted = stream.emitted();
+      size_t cut = std::string::npos;
+      for (const auto& stop : g.stop_strings) cut = std::min(cut, emitted.find(stop));
+      if (cut != std::string::npos) {
+        stopped_by_string = true;
+        // The part of this piece before the stop string is still answer text.
+        const size_t before = emitted.size() - text.size();
+        if (on_text && cut > before) on_text(emitted.substr(before, cut - before));
+        return false;
       }
     }
-    if (on_text && !text.empty() && !stopped_by_string && !on_text(text)) return false;
-    return !stopped_by_string;
+    return !(on_text && !text.empty() && !on_text(text));
   };
   const auto generated = generation::generate(*impl.chat->language_model, embeds, result.input_ids,
                                               generate_options, on_token);

@@ -87,6 +87,40 @@ TEST_P(ChatFacade, CallbackStopsGeneration) {
   EXPECT_FALSE(result.stopped_on_eos);
 }
 
+// A stop string that begins inside a piece: the piece's text before it is still streamed, the
+// stream never holds the stop string, and the response is the unstopped one cut there.
+TEST_P(ChatFacade, StreamKeepsTheTextBeforeAStopString) {
+  const auto& conversation = ref_.at("inputs").at("conversations").back();
+  std::string full;
+  const auto unstopped = model_->chat(request_for(conversation), [&](const std::string& text) {
+    full += text;
+    return true;
+  });
+  ASSERT_GT(full.size(), 8u);
+  int checked = 0;
+  for (size_t start = 1; start + 2 < full.size() && start < 48; start += 3) {
+    const std::string stop = full.substr(start, 2);
+    const size_t cut = full.find(stop);
+    auto request = request_for(conversation);
+    request.generation.stop_strings = {stop};
+    std::string streamed;
+    const auto result = model_->chat(request, [&](const std::string& text) {
+      streamed += text;
+      return true;
+    });
+    SCOPED_TRACE("stop '" + stop + "' at byte " + std::to_string(cut));
+    EXPECT_EQ(result.finish_reason, internvl::FinishReason::kStopString);
+    // Everything before the stop string is streamed; a stop string spanning pieces may leave
+    // its start in pieces sent before it was complete, never more.
+    EXPECT_EQ(streamed.compare(0, cut, full, 0, cut), 0) << "streamed: " << streamed;
+    EXPECT_LT(streamed.size(), cut + stop.size());
+    EXPECT_EQ(full.compare(0, streamed.size(), streamed), 0);
+    EXPECT_EQ(unstopped.response.find(result.response), 0u);
+    ++checked;
+  }
+  EXPECT_GT(checked, 0);
+}
+
 TEST_P(ChatFacade, SamplingIsSeededAndTopKOneIsGreedy) {
   const auto& conversation = ref_.at("inputs").at("conversations").back();
   auto request = request_for(conversation);
