@@ -273,7 +273,8 @@ TEST_F(ServerFixture, RequestsBeyondTheQueueGet503WithRetryAfter) {
   const auto body = long_request(&seconds);
   ASSERT_FALSE(body.is_null()) << "no request of this fixture runs long enough";
   auto running = std::async(std::launch::async, [&] { return post(body); });
-  while (health_running() < 1) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  for (int i = 0; i < 4000 && health_running() < 1; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_EQ(health_running(), 1);
   auto queued = std::async(std::launch::async, [&] {
     int status = 0;
     auto answer = post(chat_body("queued", 3), &status);
@@ -341,7 +342,8 @@ TEST_F(ServerFixture, SigtermCancelsInFlightRequestsAndExitsZero) {
     });
     return all;
   });
-  while (chunks < 2) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  for (int i = 0; i < 4000 && chunks < 2; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_GE(chunks.load(), 2);
   const auto t0 = Clock::now();
   EXPECT_EQ(server_->stop(SIGTERM, 30), 0) << server_->stderr_text();
   const double took = std::chrono::duration<double>(Clock::now() - t0).count();

@@ -126,14 +126,12 @@ class QwenTokenizer : public ::testing::Test {
   json ref_;
 };
 
-TEST_F(QwenTokenizer, LoadsFastAndHasTheReferenceProperties) {
+TEST_F(QwenTokenizer, LoadsWithTheReferenceProperties) {
   const auto start = std::chrono::steady_clock::now();
   const Tokenizer tok(fixture_path(kQwenTokenizer));
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  // Recorded, not asserted: a timing bound fails on a loaded machine (bench/ measures speed).
   RecordProperty("load_seconds", std::to_string(seconds));
-#ifdef NDEBUG
-  EXPECT_LT(seconds, 0.5) << "loading the 151k-token vocabulary";
-#endif
   const json& info = ref_["tokenizer"];
   EXPECT_EQ(tok.flavour(), TokenizerFlavour::kQwen2Bpe);
   EXPECT_STREQ(to_string(tok.flavour()), "Qwen2Tokenizer");
