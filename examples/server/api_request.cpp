@@ -413,10 +413,11 @@ EmbeddingRequest parse_embedding_request(const json& body, const RequestLimits& 
   }
   if (const auto* v = field(body, "mode")) {
     const auto mode = get_string(*v, "mode");
-    if (mode != "c" && mode != "g" && mode != "C" && mode != "G") {
+    try {
+      out.mode = parse_embed_mode(mode);
+    } catch (const InvalidArgument&) {
       throw invalid_request("mode", "mode must be c or g, got '" + mode + "'", "invalid_value");
     }
-    out.mode = (mode == "c" || mode == "C") ? EmbedMode::kC : EmbedMode::kG;
   }
   if (const auto* v = field(body, "normalize")) out.normalize = get_bool(*v, "normalize");
   if (const auto* v = field(body, "dimensions")) out.dimensions = get_int_in(*v, "dimensions", 1, 1 << 20);

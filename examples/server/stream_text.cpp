@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <string_view>
 
+// The server is built on the public API only, so it cannot use the library's internal UTF-8 and
+// Python-whitespace helpers (src/tokenizer/text_util); this is its own small copy.
 namespace internvl::server {
 namespace {
 
