@@ -266,116 +266,66 @@ const std::string& Model::chat_template() const {
   return impl_->chat_config->template_name;
 }
 
+generation::ChatPipeline& require_chat(const Model::Impl& impl, const char* operation) {
+  INTERNVL_CHECK(!impl.chat.is_empty(), UnsupportedError, operation,
+                 " needs an InternVL-Chat checkpoint (InternVLChatModel); ", impl.info.path, " is ",
+                 impl.info.architecture);
+  impl.require_tokenizer(operation);
+  INTERNVL_CHECK(impl.chat_pipeline != nullptr, UnsupportedError, operation, ": ", impl.info.path,
+                 " has no chat pipeline");
+  return *impl.chat_pipeline;
+}
+
+struct ChatHandle::State {
+  std::shared_ptr<generation::ChatJob> job;
+};
+
+ChatHandle::ChatHandle() = default;
+ChatHandle::~ChatHandle() = default;
+ChatHandle::ChatHandle(const ChatHandle&) = default;
+ChatHandle& ChatHandle::operator=(const ChatHandle&) = default;
+ChatHandle::ChatHandle(ChatHandle&&) noexcept = default;
+ChatHandle& ChatHandle::operator=(ChatHandle&&) noexcept = default;
+ChatHandle::ChatHandle(std::shared_ptr<State> state) : state_(std::move(state)) {}
+bool ChatHandle::valid() const { return state_ != nullptr; }
+
+ChatResult ChatHandle::get() const {
+  INTERNVL_CHECK(valid(), InvalidArgument, "ChatHandle::get on an empty handle");
+  return generation::ChatPipeline::wait(*state_->job);
+}
+
+bool ChatHandle::ready() const { return valid() && generation::ChatPipeline::ready(*state_->job); }
+
+void ChatHandle::cancel() const {
+  if (valid()) generation::ChatPipeline::cancel(*state_->job);
+}
+
 ChatResult Model::chat(const ChatRequest& request, const StreamCallback& on_text) const {
-  auto& impl = *impl_;
-  INTERNVL_CHECK(!impl.chat.is_empty(), UnsupportedError, "chat needs an InternVL-Chat checkpoint (InternVLChatModel); ",
-                 impl.info.path, " is ", impl.info.architecture);
-  const auto& tok = impl.require_tokenizer("chat");
-  const auto& config = *impl.chat_config;
-  const auto& conversation = tokenizer::get_conversation_template(config.template_name);
-  const auto& g = request.generation;
-  generation::GenerateOptions generate_options;
-  generate_options.max_new_tokens = g.max_new_tokens;
-  generate_options.sampling = {g.do_sample, g.temperature, g.top_k, g.top_p, g.repetition_penalty, g.seed};
-  generation::validate(generate_options.sampling);
-  INTERNVL_CHECK(g.max_new_tokens > 0, InvalidArgument, "generation.max_new_tokens must be positive, got ",
-                 g.max_new_tokens);
-  for (const auto& stop : g.stop_strings) {
-    INTERNVL_CHECK(!stop.empty(), InvalidArgument, "generation.stop_strings must not contain empty strings");
-  }
+  return submit_chat(request, on_text).get();
+}
 
-  at::NoGradGuard no_grad;
-  ChatResult result;
-  std::vector<at::Tensor> pixels;
-  for (const auto& image : request.images) {
-    pixels.push_back(impl.preprocess(image, request.max_tiles));
-    result.tiles_per_image.push_back(static_cast<int>(pixels.back().size(0)));
-  }
-  tokenizer::ChatPromptRequest prompt_request;
-  prompt_request.question = request.question;
-  const std::string placeholder = "<image>";
-  if (!request.history.empty()) {
-    prompt_request.history = std::vector<tokenizer::ChatTurn>();
-    for (const auto& turn : request.history) prompt_request.history->push_back({turn.question, turn.answer});
-  } else if (request.images.size() > 1 && request.question.find(placeholder) == std::string::npos) {
-    // The official README's multi-image prompt: "Image-1: <image>\nImage-2: <image>\n..." (chat()
-    // itself prepends a single "<image>\n", for a single image).
-    std::string prefix;
-    for (size_t i = 0; i < request.images.size(); ++i) prefix += "Image-" + std::to_string(i + 1) + ": " + placeholder + "\n";
-    prompt_request.question = prefix + request.question;
-  }
-  for (const auto n : result.tiles_per_image) prompt_request.num_patches_list.push_back(n);
-  const std::string system_message = !request.system_message.empty() ? request.system_message
-                                     : !config.system_message.empty() ? config.system_message
-                                                                      : conversation.system_message;
-  result.prompt = tokenizer::build_chat_prompt(conversation, system_message, prompt_request, config.num_image_token());
+ChatHandle Model::submit_chat(const ChatRequest& request, const StreamCallback& on_text) const {
+  auto& pipeline = require_chat(*impl_, "chat");
+  return ChatHandle(std::make_shared<ChatHandle::State>(ChatHandle::State{pipeline.submit(request, on_text)}));
+}
 
-  int64_t placeholders_left = 0;
-  for (auto pos = result.prompt.find(placeholder); pos != std::string::npos;
-       pos = result.prompt.find(placeholder, pos + placeholder.size())) {
-    ++placeholders_left;
-  }
-  const auto context_id = tok.find_token("<IMG_CONTEXT>");
-  INTERNVL_CHECK(context_id.has_value(), ConfigError, impl.info.path, ": the tokenizer has no <IMG_CONTEXT> token");
-  result.input_ids = tok.encode(result.prompt);
-  if (g.fit_context) {
-    const int64_t room = impl.chat->language_model->context_length() - static_cast<int64_t>(result.input_ids.size());
-    INTERNVL_CHECK(room > 0, InvalidArgument, "the prompt (", result.input_ids.size(),
-                   " tokens) fills the model's context of ", impl.chat->language_model->context_length(), " tokens");
-    generate_options.max_new_tokens = static_cast<int>(std::min<int64_t>(generate_options.max_new_tokens, room));
-  }
-  const auto ids = at::tensor(result.input_ids, at::kLong).view({1, -1});
-  const int64_t context_tokens = (ids == *context_id).sum().item<int64_t>();
-  INTERNVL_CHECK((request.images.empty() || placeholders_left == 0) && context_tokens == config.num_image_token() * std::accumulate(
-                     result.tiles_per_image.begin(), result.tiles_per_image.end(), int64_t{0}),
-                 InvalidArgument, "chat: ", request.images.size(), " image(s) but the prompt's \"<image>\" placeholders ",
-                 "do not match them (one placeholder per image, in order)");
-  at::Tensor features;
-  if (!pixels.empty()) features = impl.chat->extract_feature(at::cat(pixels, 0).to(impl.device, impl.dtype));
-  const auto embeds = impl.chat->embed_with_images(ids, features, *context_id);
-
-  const auto eos = tok.find_token(conversation.eos_token());
-  if (eos) generate_options.stop_ids.push_back(*eos);
-  tokenizer::DecodeOptions decode_options;
-  decode_options.skip_special_tokens = !impl.chat->language_model->family().chat_keeps_special_tokens;
-  tokenizer::StreamDecoder stream(tok, decode_options);
-  bool stopped_by_string = false;
-  auto on_token = [&](int64_t token) {
-    const auto text = stream.push(token);
-    if (!g.stop_strings.empty()) {
-      const std::string& emitted = stream.emitted();
-      size_t cut = std::string::npos;
-      for (const auto& stop : g.stop_strings) cut = std::min(cut, emitted.find(stop));
-      if (cut != std::string::npos) {
-        stopped_by_string = true;
-        // The part of this piece before the stop string is still answer text.
-        const size_t before = emitted.size() - text.size();
-        if (on_text && cut > before) on_text(emitted.substr(before, cut - before));
-        return false;
-      }
+std::vector<ChatResult> Model::chat_batch(const std::vector<ChatRequest>& requests,
+                                          const std::vector<StreamCallback>& on_text) const {
+  auto& pipeline = require_chat(*impl_, "chat_batch");
+  const std::vector<generation::TextCallback> callbacks(on_text.begin(), on_text.end());
+  const auto jobs = pipeline.submit_all(requests, callbacks);
+  std::vector<ChatResult> results;
+  std::exception_ptr first_error;
+  for (const auto& job : jobs) {
+    try {
+      results.push_back(generation::ChatPipeline::wait(*job));
+    } catch (...) {
+      if (!first_error) first_error = std::current_exception();
+      results.emplace_back();
     }
-    return !(on_text && !text.empty() && !on_text(text));
-  };
-  const auto generated = generation::generate(*impl.chat->language_model, embeds, result.input_ids,
-                                              generate_options, on_token);
-  if (on_text && !stopped_by_string && generated.reason != generation::StopReason::kCallback) {
-    const auto rest = stream.flush();
-    if (!rest.empty()) on_text(rest);
   }
-  result.output_ids = generated.tokens;
-  result.stopped_on_eos = generated.reason == generation::StopReason::kStopToken;
-  result.finish_reason = result.stopped_on_eos                                    ? FinishReason::kEndOfTurn
-                         : stopped_by_string                                      ? FinishReason::kStopString
-                         : generated.reason == generation::StopReason::kCallback ? FinishReason::kCancelled
-                                                                                  : FinishReason::kLength;
-  const auto first = generated.first_logits.contiguous();
-  result.first_logits.assign(first.data_ptr<float>(), first.data_ptr<float>() + first.numel());
-  result.response = tokenizer::extract_response(conversation, tok.decode(result.output_ids, decode_options));
-  for (const auto& stop : g.stop_strings) {
-    const auto pos = result.response.find(stop);
-    if (pos != std::string::npos) result.response = result.response.substr(0, pos);
-  }
-  return result;
+  if (first_error) std::rethrow_exception(first_error);
+  return results;
 }
 
 const std::vector<std::string>& Model::default_templates() {
@@ -475,6 +425,23 @@ Model Model::load(const std::string& model, const LoadOptions& options) {
     impl->tokenizer = std::make_unique<tokenizer::Tokenizer>(directory);
   }
   impl->model_id = make_model_id(info, config_path, checkpoint);
+  if (impl->chat_config && impl->tokenizer) {
+    INTERNVL_CHECK(options.max_batch_size > 0, InvalidArgument, "LoadOptions.max_batch_size must be positive, got ",
+                   options.max_batch_size);
+    generation::ChatBackend backend;
+    backend.tokenizer = impl->tokenizer.get();
+    backend.config = &*impl->chat_config;
+    backend.model = impl->chat.get();
+    const Model::Impl* self = impl.get();
+    backend.preprocess = [self](const Image& image, int max_tiles) { return self->preprocess(image, max_tiles); };
+    backend.path = info.path;
+    backend.device = impl->device;
+    backend.dtype = impl->dtype;
+    generation::EngineOptions engine;
+    engine.max_batch = options.max_batch_size;
+    engine.row_exact = impl->device.is_cpu();
+    impl->chat_pipeline = std::make_unique<generation::ChatPipeline>(std::move(backend), engine);
+  }
   return Model(std::move(impl));
 }
 

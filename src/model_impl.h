@@ -7,6 +7,7 @@
 #include <variant>
 
 #include "internvl/model.h"
+#include "generation/chat.h"
 #include "io/config.h"
 #include "models/intern_vit.h"
 #include "models/internvl_chat.h"
@@ -29,6 +30,8 @@ struct Model::Impl {
   std::string model_id;
   c10::ScalarType dtype = c10::kFloat;
   c10::Device device = c10::kCPU;
+  // InternVLChatModel only; last, so it (and its engine thread) goes before what it uses.
+  std::unique_ptr<generation::ChatPipeline> chat_pipeline;
 
   // Decoded RGB of a public Image (refused above options.max_image_pixels).
   preprocess::RgbImage decode(const Image& image) const;

@@ -49,7 +49,7 @@ const std::vector<std::string> kFlags = {
     "--help",         "--version", "--model",      "--image", "--prompt", "--interactive",
     "--system",       "--max-tiles", "--max-new-tokens", "--stop", "--greedy", "--sample",
     "--temperature",  "--temp",    "--top-k",      "--top-p", "--repetition-penalty", "--seed",
-    "--device",       "--dtype",   "--threads",    "--dump",
+    "--device",       "--dtype",   "--threads",    "--dump",  "--batch",  "--output", "--max-batch-size",
 };
 
 }  // namespace
@@ -57,6 +57,7 @@ const std::vector<std::string> kFlags = {
 void print_usage(std::FILE* out) {
   std::fputs(
       "usage: internvl-chat --model DIR [--image FILE]... [--prompt TEXT | --interactive] [options]\n"
+      "       internvl-chat --model DIR --batch IN.jsonl [--output OUT.jsonl] [options]\n"
       "\n"
       "Chat with an InternVL-Chat checkpoint (InternVL2/2.5/3/3.5, InternVL-Chat-V1-x) about images.\n"
       "With --prompt, answers once (streamed to stdout) and exits; without it (or with\n"
@@ -86,6 +87,14 @@ void print_usage(std::FILE* out) {
       "  --threads N              CPU threads (default: LibTorch's)\n"
       "  --dump FILE.safetensors  save input_ids, output_ids and first_logits of the answer\n"
       "                           (the last turn, in a conversation)\n"
+      "  --batch IN.jsonl         answer every line of IN.jsonl in one batched run: each line\n"
+      "                           {\"id\", \"question\", \"images\": [FILE...], \"max_new_tokens\"} and\n"
+      "                           optionally temperature, top_k, top_p, repetition_penalty, seed,\n"
+      "                           stop, sample, system, max_tiles (the flags are the defaults)\n"
+      "  --output OUT.jsonl       where --batch writes {\"id\", \"response\", \"output_ids\",\n"
+      "                           \"finish_reason\"} (or {\"id\", \"error\"}) per line, in input\n"
+      "                           order (default: stdout)\n"
+      "  --max-batch-size N       requests decoded together (default 8)\n"
       "  -h, --help               show this help\n"
       "  --version                print the version and exit\n"
       "\n"
@@ -195,6 +204,14 @@ Options parse_command_line(int argc, const char* const* argv) {
       }
     } else if (arg == "--threads") {
       options.load.num_threads = static_cast<int>(parse_integer(arg, value(), 0, 4096));
+    } else if (arg == "--batch") {
+      options.batch_input = value();
+      if (options.batch_input.empty()) throw UsageError("--batch needs a file");
+    } else if (arg == "--output" || arg == "-o") {
+      options.batch_output = value();
+      if (options.batch_output.empty()) throw UsageError("--output needs a file");
+    } else if (arg == "--max-batch-size") {
+      options.load.max_batch_size = static_cast<int>(parse_integer(arg, value(), 1, 4096));
     } else if (arg == "--dump") {
       options.dump_path = value();
       if (options.dump_path.empty()) throw UsageError("--dump needs a file name");
@@ -207,6 +224,11 @@ Options parse_command_line(int argc, const char* const* argv) {
   options.generation.do_sample = sampling && !greedy;
   if (options.generation.do_sample && !options.seed_given) options.generation.seed = std::random_device{}();
   if (!options.help && !options.version && options.model_dir.empty()) throw UsageError("--model DIR is required");
+  if (!options.batch_input.empty() && (options.prompt || options.interactive || !options.images.empty() ||
+                                       !options.dump_path.empty())) {
+    throw UsageError("--batch takes its questions and images from the file: no --prompt, --interactive, --image or --dump");
+  }
+  if (options.batch_input.empty() && !options.batch_output.empty()) throw UsageError("--output goes with --batch");
   return options;
 }
 

@@ -28,6 +28,8 @@ struct Options {
   int max_tiles = 0;                    // --max-tiles (0: the config's max_dynamic_patch)
   std::string system_message;           // --system (empty: the template's default)
   std::string dump_path;                // --dump
+  std::string batch_input;              // --batch IN.jsonl
+  std::string batch_output;             // --output OUT.jsonl (empty: stdout)
   bool help = false;                    // -h / --help
   bool version = false;                 // --version
 };

@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 
+#include "batch.h"
 #include "cli.h"
 #include "dump.h"
 #include "internvl/internvl.h"
@@ -47,6 +48,10 @@ int run(int argc, char** argv) {
     }
     options.prompt = read_all(std::cin);
   }
+  if (!options.batch_input.empty() && !std::ifstream(options.batch_input, std::ios::binary).good()) {
+    std::fprintf(stderr, "internvl-chat: cannot read the batch file %s\n", options.batch_input.c_str());
+    return 1;
+  }
   for (const auto& image : options.images) {
     if (!std::ifstream(image, std::ios::binary).good()) throw internvl::ImageError("cannot read image " + image);
   }
@@ -55,6 +60,7 @@ int run(int argc, char** argv) {
   if (::isatty(STDERR_FILENO) == 1) std::fprintf(stderr, "loading %s ...\n", options.model_dir.c_str());
   const auto model = internvl::Model::load(options.model_dir, options.load);
   const std::string& template_name = model.chat_template();  // UnsupportedError for non-chat checkpoints
+  if (!options.batch_input.empty()) return chat_tool::run_batch(model, options);
 
   if (one_shot) {
     internvl::ChatRequest request;

@@ -886,7 +886,10 @@ int Server::run(const std::function<void(int port)>& on_listening) {
 
   std::thread loader([&s] {
     try {
-      auto model = Model::load(s.options.model_path, s.options.load);
+      auto load = s.options.load;
+      // Every slot's request decodes in the same batch (the library's engine).
+      load.max_batch_size = std::max(1, s.options.parallel);
+      auto model = Model::load(s.options.model_path, load);
       std::optional<Index> index;
       if (!s.options.index_path.empty()) {
         index = Index::load(s.options.index_path);

@@ -14,6 +14,35 @@
 
 namespace internvl {
 
+/// A chat request running in a model's batch engine (Model::submit_chat): wait for its answer or
+/// cancel it. Copies share the request. Thread-safe.
+class ChatHandle {
+ public:
+  ChatHandle();   ///< an empty handle (valid() is false)
+  ~ChatHandle();  ///< does not cancel: the request runs to its end
+  ChatHandle(const ChatHandle&);             ///< shares the request
+  ChatHandle& operator=(const ChatHandle&);  ///< shares the request
+  ChatHandle(ChatHandle&&) noexcept;             ///< moves the request
+  ChatHandle& operator=(ChatHandle&&) noexcept;  ///< moves the request
+
+  bool valid() const;  ///< whether the handle refers to a request
+  /// Waits for the answer (the same ChatResult Model::chat returns); rethrows the request's
+  /// error (Error subclasses, or what its stream callback threw).
+  ChatResult get() const;
+  bool ready() const;  ///< whether get() would return without waiting
+  /// Ends the request before its next decode step (finish_reason kCancelled, the tokens so far
+  /// kept); no effect once it has ended.
+  void cancel() const;
+
+  /// @cond INTERNAL
+  struct State;
+  explicit ChatHandle(std::shared_ptr<State> state);
+  /// @endcond
+
+ private:
+  std::shared_ptr<State> state_;
+};
+
 /// A loaded checkpoint: InternVL-C/G (embeddings, retrieval, zero-shot) or InternVL-Chat.
 /// Const methods may be called from several threads at once.
 class Model {
@@ -80,7 +109,20 @@ class Model {
   /// "Image-1: <image>\nImage-2: <image>\n..." for several) become
   /// "<img>" + "<IMG_CONTEXT>" x (num_image_token x tiles) + "</img>"; generation stops on the
   /// template's end-of-turn token. InvalidArgument when the prompt does not fit the context.
+  /// Runs in the model's batch engine as a batch of one, or with whatever other requests other
+  /// threads have submitted: concurrent calls decode together, and greedy or seeded results are
+  /// the same as alone (exactly on CPU float32). `on_text` runs on the engine's thread.
   ChatResult chat(const ChatRequest& request, const StreamCallback& on_text = {}) const;
+  /// Several requests decoded together (up to LoadOptions::max_batch_size at a time, the rest
+  /// joining as others finish); their images go through the vision tower in shared batches.
+  /// `on_text` is empty or one callback (possibly empty) per request. Results in request order;
+  /// throws the first request's error (a bad request is refused before any runs).
+  std::vector<ChatResult> chat_batch(const std::vector<ChatRequest>& requests,
+                                     const std::vector<StreamCallback>& on_text = {}) const;
+  /// Queues one request and returns at once (after building its prompt and encoding its images,
+  /// which throw here for a bad request); thread-safe. The request joins the running batch at
+  /// its next decode step.
+  ChatHandle submit_chat(const ChatRequest& request, const StreamCallback& on_text = {}) const;
   /// The template name (config.json `template`) and its default system message.
   const std::string& chat_template() const;
 

@@ -31,6 +31,9 @@ struct LoadOptions {
   /// is available (MemAvailable; CPU only so far), instead of being killed part-way. The
   /// environment variable INTERNVL_MEMORY_LIMIT_BYTES, when set, replaces the measured figure.
   bool check_memory = true;
+  /// Chat requests decoded together by the batch engine (Model::chat from several threads,
+  /// chat_batch, submit_chat); more wait their turn. > 0.
+  int max_batch_size = 8;
 };
 
 /// Options of Model::embed_image / embed_text / retrieve / classify.

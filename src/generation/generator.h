@@ -20,12 +20,13 @@ struct GenerateOptions {
   std::vector<int64_t> stop_ids;  // e.g. the template's <|im_end|> and the tokenizer's eos
 };
 
-enum class StopReason { kStopToken, kMaxTokens, kCallback };
+enum class StopReason { kStopToken, kMaxTokens, kCallback, kCancelled };
 
 struct GenerateResult {
   std::vector<int64_t> tokens;  // new tokens, the stop token included when one ended generation
   StopReason reason = StopReason::kMaxTokens;
   at::Tensor first_logits;      // [V] float32: the logits that chose the first new token
+  std::vector<at::Tensor> step_logits;  // the engine's keep_logits: [V] of every chosen token
 };
 
 // `on_token(id)` runs after each new token; returning false stops generation.

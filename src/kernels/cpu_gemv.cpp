@@ -4,7 +4,9 @@
 #include <ATen/Parallel.h>
 #include <ATen/core/grad_mode.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 
@@ -29,7 +31,13 @@ std::atomic<bool>& enabled_flag() {
   return flag;
 }
 
-// Rows [n0, n1) of y[m][n] = dot(x[m], w[n]) + b[n] (m < rows), portable loop.
+// Every output y[m][j] is computed by the same sequence of float operations whatever the number
+// of rows in the call and wherever j falls in a block or a thread's chunk: 8-lane FMA partial sums
+// over k in order, a fixed horizontal sum, an FMA tail, then the bias. A decode batch therefore
+// gives each sequence exactly the logits it would get alone (issue 12's exactness).
+
+// Rows [n0, n1) of y[m][n] = dot(x[m], w[n]) + b[n] (m < rows), portable loop (no AVX2: the same
+// order for every row count as well).
 void gemv_plain(const float* x, int64_t rows, const float* w, const float* b, float* y, int64_t k, int64_t n,
                 int64_t n0, int64_t n1) {
   for (int64_t j = n0; j < n1; ++j) {
@@ -37,7 +45,7 @@ void gemv_plain(const float* x, int64_t rows, const float* w, const float* b, fl
     for (int64_t m = 0; m < rows; ++m) {
       const float* xr = x + m * k;
       float acc = 0.f;
-      for (int64_t i = 0; i < k; ++i) acc += xr[i] * wr[i];
+      for (int64_t i = 0; i < k; ++i) acc = std::fma(xr[i], wr[i], acc);
       y[m * n + j] = acc + (b ? b[j] : 0.f);
     }
   }
@@ -50,37 +58,61 @@ __attribute__((target("avx2,fma"))) inline float hsum(__m256 v) {
   return _mm_cvtss_f32(_mm_add_ss(t, _mm_shuffle_ps(t, t, 1)));
 }
 
-// kBlock weight rows at a time against each of the kRows x rows: every weight is loaded once per
-// call, and kBlock independent streams keep the memory system busy.
+// Weight rows j..j+kBlock-1 against x rows 0..kRows-1 (x, y already offset to the first row):
+// every weight is loaded once per call, and kBlock independent streams keep the memory busy.
 template <int kRows, int kBlock>
-__attribute__((target("avx2,fma"))) void gemv_avx2(const float* x, const float* w, const float* b, float* y,
-                                                    int64_t k, int64_t n, int64_t n0, int64_t n1) {
+__attribute__((target("avx2,fma"))) inline void gemv_block(const float* x, const float* w, const float* b, float* y,
+                                                             int64_t k, int64_t n, int64_t j) {
   const int64_t k8 = k & ~int64_t{7};
-  int64_t j = n0;
-  for (; j + kBlock <= n1; j += kBlock) {
-    const float* wr[kBlock];
-    for (int r = 0; r < kBlock; ++r) wr[r] = w + (j + r) * k;
-    __m256 acc[kRows][kBlock];
-    for (int m = 0; m < kRows; ++m)
-      for (int r = 0; r < kBlock; ++r) acc[m][r] = _mm256_setzero_ps();
-    for (int64_t i = 0; i < k8; i += 8) {
-      __m256 a[kBlock];
-      for (int r = 0; r < kBlock; ++r) a[r] = _mm256_loadu_ps(wr[r] + i);
-      for (int m = 0; m < kRows; ++m) {
-        const __m256 xv = _mm256_loadu_ps(x + m * k + i);
-        for (int r = 0; r < kBlock; ++r) acc[m][r] = _mm256_fmadd_ps(a[r], xv, acc[m][r]);
-      }
-    }
+  const float* wr[kBlock];
+  for (int r = 0; r < kBlock; ++r) wr[r] = w + (j + r) * k;
+  __m256 acc[kRows][kBlock];
+  for (int m = 0; m < kRows; ++m)
+    for (int r = 0; r < kBlock; ++r) acc[m][r] = _mm256_setzero_ps();
+  for (int64_t i = 0; i < k8; i += 8) {
+    __m256 a[kBlock];
+    for (int r = 0; r < kBlock; ++r) a[r] = _mm256_loadu_ps(wr[r] + i);
     for (int m = 0; m < kRows; ++m) {
-      const float* xr = x + m * k;
-      for (int r = 0; r < kBlock; ++r) {
-        float s = hsum(acc[m][r]);
-        for (int64_t i = k8; i < k; ++i) s += xr[i] * wr[r][i];
-        y[m * n + j + r] = s + (b ? b[j + r] : 0.f);
-      }
+      const __m256 xv = _mm256_loadu_ps(x + m * k + i);
+      for (int r = 0; r < kBlock; ++r) acc[m][r] = _mm256_fmadd_ps(a[r], xv, acc[m][r]);
     }
   }
-  if (j < n1) gemv_plain(x, kRows, w, b, y, k, n, j, n1);
+  for (int m = 0; m < kRows; ++m) {
+    const float* xr = x + m * k;
+    for (int r = 0; r < kBlock; ++r) {
+      float s = hsum(acc[m][r]);
+      for (int64_t i = k8; i < k; ++i) s = __builtin_fmaf(xr[i], wr[r][i], s);
+      y[m * n + j + r] = s + (b ? b[j + r] : 0.f);
+    }
+  }
+}
+
+// Rows of x in groups of up to 4 (the register budget); each group re-reads the block's weights
+// from cache, so DRAM still sees every weight once per call.
+template <int kBlock>
+__attribute__((target("avx2,fma"))) inline void gemv_rows(const float* x, int64_t rows, const float* w, const float* b,
+                                                            float* y, int64_t k, int64_t n, int64_t j) {
+  for (int64_t m = 0; m < rows; m += 4) {
+    const float* xm = x + m * k;
+    float* ym = y + m * n;
+    switch (std::min<int64_t>(4, rows - m)) {
+      case 1: gemv_block<1, kBlock>(xm, w, b, ym, k, n, j); break;
+      case 2: gemv_block<2, kBlock>(xm, w, b, ym, k, n, j); break;
+      case 3: gemv_block<3, kBlock>(xm, w, b, ym, k, n, j); break;
+      default: gemv_block<4, kBlock>(xm, w, b, ym, k, n, j); break;
+    }
+  }
+}
+
+__attribute__((target("avx2,fma"))) void gemv_avx2(const float* x, int64_t rows, const float* w, const float* b,
+                                                    float* y, int64_t k, int64_t n, int64_t n0, int64_t n1) {
+  int64_t j = n0;
+  if (rows == 1) {
+    for (; j + kRowBlock <= n1; j += kRowBlock) gemv_block<1, kRowBlock>(x, w, b, y, k, n, j);
+  } else {
+    for (; j + 4 <= n1; j += 4) gemv_rows<4>(x, rows, w, b, y, k, n, j);
+  }
+  for (; j < n1; ++j) gemv_rows<1>(x, rows, w, b, y, k, n, j);
 }
 
 bool has_avx2_fma() {
@@ -92,14 +124,7 @@ bool has_avx2_fma() {
 void gemv_range(const float* x, int64_t rows, const float* w, const float* b, float* y, int64_t k, int64_t n,
                 int64_t n0, int64_t n1) {
 #ifdef INTERNVL_GEMV_X86
-  if (has_avx2_fma()) {
-    switch (rows) {
-      case 1: return gemv_avx2<1, kRowBlock>(x, w, b, y, k, n, n0, n1);
-      case 2: return gemv_avx2<2, 4>(x, w, b, y, k, n, n0, n1);
-      case 3: return gemv_avx2<3, 4>(x, w, b, y, k, n, n0, n1);
-      default: return gemv_avx2<4, 4>(x, w, b, y, k, n, n0, n1);
-    }
-  }
+  if (has_avx2_fma()) return gemv_avx2(x, rows, w, b, y, k, n, n0, n1);
 #endif
   gemv_plain(x, rows, w, b, y, k, n, n0, n1);
 }

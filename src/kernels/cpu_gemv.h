@@ -3,15 +3,16 @@
 // sgemm at M = 1 streams weights at about a third of what two cores can read here (docs/
 // performance.md). These kernels read W row by row with AVX2/FMA (runtime-dispatched; a plain
 // loop elsewhere), split over the intra-op threads by output rows. The dot products sum in a
-// different order than MKL (float32 rounding differences around 1e-7 relative).
+// different order than MKL (float32 rounding differences around 1e-7 relative), but the same
+// order for every row of every call: a row's result does not depend on the other rows.
 #pragma once
 
 #include <ATen/core/Tensor.h>
 
 namespace internvl::kernels {
 
-// Rows of x handled at once (decode batch); more rows go to ATen's GEMM.
-constexpr int64_t kCpuGemvMaxRows = 4;
+// Rows of x handled at once (a decode batch: one row per sequence); more rows go to ATen's GEMM.
+constexpr int64_t kCpuGemvMaxRows = 16;
 
 // x [..., K] with at most kCpuGemvMaxRows rows, w [N, K] contiguous, bias [N] or undefined; all
 // float32 on CPU. INTERNVL_CPU_GEMV=0 in the environment turns it off (A/B checks).

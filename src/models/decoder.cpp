@@ -81,21 +81,27 @@ DecoderLayerImpl::DecoderLayerImpl(const io::LlmConfig& c, const io::LlmFamily& 
   down = mlp->register_module(n.down_proj, nn::Linear(c.intermediate_size, d, false, init));
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> DecoderLayerImpl::project_qkv(const at::Tensor& x) const {
-  const int64_t batch = x.size(0), length = x.size(1), hd = config.head_dim();
+std::vector<at::Tensor> DecoderLayerImpl::qkv_linear(const at::Tensor& x) const {
+  if (qkv_layout == io::QkvLayout::kInternLM2Grouped) return {wqkv->forward(x)};
+  return {q_proj->forward(x), k_proj->forward(x), v_proj->forward(x)};
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> DecoderLayerImpl::qkv_heads(const std::vector<at::Tensor>& projected) const {
+  const auto& first = projected.front();
+  const int64_t batch = first.size(0), length = first.size(1), hd = config.head_dim();
   const int64_t h = config.num_attention_heads, hkv = config.num_key_value_heads;
   at::Tensor q, k, v;
   if (qkv_layout == io::QkvLayout::kInternLM2Grouped) {
     // wqkv rows are grouped per kv head: [Hkv, H/Hkv queries + key + value, hd].
     const int64_t group = h / hkv;
-    const auto fused = wqkv->forward(x).view({batch, length, hkv, group + 2, hd});
+    const auto fused = first.view({batch, length, hkv, group + 2, hd});
     q = fused.slice(3, 0, group).reshape({batch, length, h, hd}).transpose(1, 2);
     k = fused.select(3, group).transpose(1, 2);
     v = fused.select(3, group + 1).transpose(1, 2);
   } else {
-    q = q_proj->forward(x).view({batch, length, h, hd}).transpose(1, 2);
-    k = k_proj->forward(x).view({batch, length, hkv, hd}).transpose(1, 2);
-    v = v_proj->forward(x).view({batch, length, hkv, hd}).transpose(1, 2);
+    q = projected[0].view({batch, length, h, hd}).transpose(1, 2);
+    k = projected[1].view({batch, length, hkv, hd}).transpose(1, 2);
+    v = projected[2].view({batch, length, hkv, hd}).transpose(1, 2);
   }
   if (!q_norm.is_empty()) {
     // Qwen3: RMSNorm over head_dim of every head, before RoPE.
@@ -103,6 +109,46 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> DecoderLayerImpl::project_qkv(con
     k = k_norm->forward(k);
   }
   return {q, k, v};
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> DecoderLayerImpl::project_qkv(const at::Tensor& x) const {
+  return qkv_heads(qkv_linear(x));
+}
+
+at::Tensor DecoderLayerImpl::forward_decode(const at::Tensor& h_in, const std::vector<std::pair<at::Tensor, at::Tensor>>& rope,
+                                            const std::vector<nn::KVCache*>& caches, int64_t index, bool row_exact) const {
+  const int64_t batch = h_in.size(0);
+  // fn over each row [1, ...] (row_exact) or over the whole batch at once.
+  const auto by_row = [&](auto&& fn, const auto&... tensors) -> at::Tensor {
+    if (!row_exact) return fn(tensors...);
+    std::vector<at::Tensor> rows;
+    rows.reserve(batch);
+    for (int64_t b = 0; b < batch; ++b) rows.push_back(fn(tensors.narrow(0, b, 1)...));
+    return at::cat(rows, 0);
+  };
+  const auto x = by_row([&](const at::Tensor& t) { return attn_norm->forward(t); }, h_in);
+  const auto projected = qkv_linear(x);
+  nn::AttentionOptions options;
+  options.force_aten = force_aten;
+  std::vector<at::Tensor> attended;
+  attended.reserve(batch);
+  for (int64_t b = 0; b < batch; ++b) {
+    // Each sequence attends over its own cache and length: no padding, no mask.
+    std::vector<at::Tensor> row;
+    for (const auto& p : projected) row.push_back(p.narrow(0, b, 1));
+    auto [q, k, v] = qkv_heads(row);
+    q = nn::apply_rotary(q, rope[b].first, rope[b].second);
+    k = nn::apply_rotary(k, rope[b].first, rope[b].second);
+    auto [keys, values] = caches[b]->append(index, k, v);
+    attended.push_back(nn::decode_attention_grouped(q, keys, values, options));  // [1, H, 1, hd]
+  }
+  const auto o = o_proj->forward(at::cat(attended, 0).transpose(1, 2).reshape({batch, 1, -1}));
+  // h = h_in + o is exact batched; the norm of it is not (reductions).
+  const auto h = h_in + o;
+  const auto xf = by_row([&](const at::Tensor& t) { return ffn_norm->forward(t); }, h);
+  const auto g = gate->forward(xf), u = up->forward(xf);
+  const auto act = by_row([](const at::Tensor& gr, const at::Tensor& ur) { return at::silu(gr) * ur; }, g, u);
+  return h + down->forward(act);
 }
 
 at::Tensor DecoderLayerImpl::forward(const at::Tensor& h_in, const at::Tensor& cos, const at::Tensor& sin,
@@ -221,6 +267,37 @@ at::Tensor CausalLMImpl::forward(const at::Tensor& inputs_embeds, nn::KVCache& c
   for (const auto& layer : *layers) h = layer->as<DecoderLayer>()->forward(h, cos, sin, cache, index++);
   cache.advance(length);
   return norm->forward(h);
+}
+
+at::Tensor CausalLMImpl::forward_decode(const at::Tensor& inputs_embeds, const std::vector<nn::KVCache*>& caches,
+                                        bool row_exact) const {
+  INTERNVL_CHECK(inputs_embeds.dim() == 3 && inputs_embeds.size(1) == 1 && inputs_embeds.size(2) == config_.hidden_size &&
+                     inputs_embeds.size(0) == static_cast<int64_t>(caches.size()),
+                 InvalidArgument, "decoder: a decode step needs inputs_embeds [", caches.size(), ", 1, ",
+                 config_.hidden_size, "], got ", inputs_embeds.sizes());
+  std::vector<std::pair<at::Tensor, at::Tensor>> rope;
+  rope.reserve(caches.size());
+  for (auto* cache : caches) {
+    INTERNVL_CHECK(cache != nullptr && cache->layers() == config_.num_hidden_layers && cache->batch() == 1,
+                   InvalidArgument, "decoder: every sequence of a decode step needs its own cache of ",
+                   config_.num_hidden_layers, " layers");
+    // The tables of a one-token forward at this position, computed as forward() computes them.
+    const int64_t past = cache->length();
+    const auto positions = at::arange(past, past + 1, at::TensorOptions().dtype(at::kLong).device(inputs_embeds.device()));
+    auto scaled = positions;
+    if (config_.rope_scaling && config_.rope_scaling->type == "linear") {
+      scaled = positions.to(at::kFloat) / config_.rope_scaling->factor;
+    }
+    rope.push_back(nn::rotary_cos_sin(scaled, config_.head_dim(), rope_base(past + 1)));
+  }
+  auto h = inputs_embeds.to(embed_weight.scalar_type());
+  int64_t index = 0;
+  for (const auto& layer : *layers) h = layer->as<DecoderLayer>()->forward_decode(h, rope, caches, index++, row_exact);
+  for (auto* cache : caches) cache->advance(1);
+  if (!row_exact) return norm->forward(h);
+  std::vector<at::Tensor> rows;
+  for (int64_t b = 0; b < h.size(0); ++b) rows.push_back(norm->forward(h.narrow(0, b, 1)));
+  return at::cat(rows, 0);
 }
 
 at::Tensor CausalLMImpl::forward_static(const at::Tensor& inputs_embeds, nn::KVCache& cache, const at::Tensor& position,

@@ -8,6 +8,9 @@
 #include <ATen/core/Tensor.h>
 #include <torch/nn/modules/container/modulelist.h>
 
+#include <utility>
+#include <vector>
+
 #include "io/config.h"
 #include "io/llm_family.h"
 #include "nn/kv_cache.h"
@@ -29,6 +32,15 @@ class DecoderLayerImpl : public torch::nn::Module {
   at::Tensor forward_static(const at::Tensor& h, const at::Tensor& cos, const at::Tensor& sin, nn::KVCache& cache,
                             int64_t index, const at::Tensor& position, const at::Tensor& lengths) const;
 
+  // One decode step of several sequences (issue 12): h [B, 1, D], row b at position
+  // caches[b]->length() with rope[b] = its cos/sin [1, hd]; appends each row's keys/values to its
+  // own cache (layer `index`). The projections run over all rows at once; with row_exact every
+  // other operation runs row by row on exactly the shapes a batch of one has, so on CPU (where
+  // the GEMV gives each row the bits it gets alone) a sequence's result does not depend on the
+  // rest of the batch.
+  at::Tensor forward_decode(const at::Tensor& h, const std::vector<std::pair<at::Tensor, at::Tensor>>& rope,
+                            const std::vector<nn::KVCache*>& caches, int64_t index, bool row_exact) const;
+
   io::LlmConfig config;
   io::QkvLayout qkv_layout = io::QkvLayout::kSeparate;
   bool force_aten = false;
@@ -42,6 +54,10 @@ class DecoderLayerImpl : public torch::nn::Module {
  private:
   // [B, L, D] -> q [B, H, L, hd], k/v [B, Hkv, L, hd]
   std::tuple<at::Tensor, at::Tensor, at::Tensor> project_qkv(const at::Tensor& x) const;
+  // The two halves of project_qkv: the linear projections ([B, L, *], one tensor for wqkv)...
+  std::vector<at::Tensor> qkv_linear(const at::Tensor& x) const;
+  // ...and the split into heads with the optional q/k norms.
+  std::tuple<at::Tensor, at::Tensor, at::Tensor> qkv_heads(const std::vector<at::Tensor>& projected) const;
   // h + o_proj(attended), then the SwiGLU block with its residual.
   at::Tensor finish(const at::Tensor& h_in, const at::Tensor& attended) const;
 };
@@ -63,6 +79,11 @@ class CausalLMImpl : public torch::nn::Module {
   // `rope_base_value` (fixed for the whole decode: see static_decode_supported()).
   at::Tensor forward_static(const at::Tensor& inputs_embeds, nn::KVCache& cache, const at::Tensor& position,
                             double rope_base_value) const;
+  // One decode step of several sequences, each with its own cache (issue 12's engine):
+  // inputs_embeds [B, 1, D], row b continuing caches[b]; returns final-norm hidden [B, 1, D] and
+  // advances every cache by one. See DecoderLayerImpl::forward_decode for row_exact.
+  at::Tensor forward_decode(const at::Tensor& inputs_embeds, const std::vector<nn::KVCache*>& caches,
+                            bool row_exact) const;
   // Whether a decode through total_length tokens can use forward_static: the RoPE base must not
   // change within it (dynamic NTK scaling changes it past the trained length).
   bool static_decode_supported(int64_t total_length) const;

@@ -52,6 +52,19 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
                                           /*enable_gqa=*/native_gqa);
 }
 
+at::Tensor decode_attention_grouped(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                    const AttentionOptions& options) {
+  INTERNVL_CHECK(q.dim() == 4 && q.size(2) == 1 && k.dim() == 4 && k.sizes() == v.sizes() && q.size(0) == k.size(0) &&
+                     q.size(3) == k.size(3) && k.size(1) > 0 && q.size(1) % k.size(1) == 0,
+                 InvalidArgument, "decode_attention_grouped: q must be [batch, heads, 1, head_dim] and k/v ",
+                 "[batch, kv_heads, tokens, head_dim] with heads a multiple of kv_heads");
+  const int64_t batch = q.size(0), heads = q.size(1), kv_heads = k.size(1), dim = q.size(3);
+  AttentionOptions grouped = options;
+  grouped.causal = false;  // one query: every cached key is in its past
+  const auto rows = q.reshape({batch, kv_heads, heads / kv_heads, dim});
+  return attention(rows, k, v, grouped).reshape({batch, heads, 1, dim});
+}
+
 at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache,
                             const at::Tensor& lengths, const AttentionOptions& options) {
   INTERNVL_CHECK(q.dim() == 4 && q.size(2) == 1, InvalidArgument, "decode_attention: q must be [batch, heads, 1, head_dim]");

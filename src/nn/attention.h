@@ -21,6 +21,12 @@ struct AttentionOptions {
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                      const AttentionOptions& options = {}, const at::Tensor& mask = {});
 
+// One query token per sequence (a decode step without padding): q [B, H, 1, D], k/v
+// [B, Hkv, L, D], every key attended. Grouped heads attend as the rows of their kv head
+// (q viewed as [B, Hkv, H/Hkv, D]), so repeated K/V heads are never copied, on any device.
+at::Tensor decode_attention_grouped(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                    const AttentionOptions& options = {});
+
 // One decode step against whole cache buffers without host-side lengths (the CUDA graph path):
 // q [B, H, 1, D]; k_cache/v_cache [B, Hkv, capacity, D]; lengths int32 [B] on q's device (keys
 // 0..length-1 are attended). The kernel reads only those keys; the ATen path masks the rest, so

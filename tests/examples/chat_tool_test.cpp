@@ -184,6 +184,82 @@ TEST_P(ChatTool, OneShotMatchesOfficialChat) {
   if (checked == 0) GTEST_SKIP() << fixture_ << " has no conversation without history";
 }
 
+// ---- --batch -----------------------------------------------------------------------------------
+
+// Every reference question (no history) as a JSON line, with bad lines among them: the good ones
+// get the official greedy answers, in input order; each bad one an error naming its line.
+TEST_P(ChatTool, BatchFileAnswersEveryLineInOrder) {
+  std::vector<const json*> asked;
+  std::string input;
+  std::vector<std::string> kinds;  // "ok" (reference), "bad"
+  const int max_new = std::stoi(max_new_tokens_);
+  for (const auto& conv : conversations_) {
+    if (has_history(conv)) continue;
+    json line = {{"id", conv.at("key")}, {"question", conv.at("question")}, {"max_new_tokens", max_new}};
+    line["images"] = json::array();
+    for (const auto& file : internvl::testing::conversation_images(conv)) line["images"].push_back(internvl::testing::images_dir() + "/" + file);
+    input += line.dump() + "\n";
+    asked.push_back(&conv);
+    kinds.push_back("ok");
+    if (kinds.size() == 1) {
+      input += "{not json\n";
+      kinds.push_back("bad");
+      input += json({{"id", 7}, {"question", "hi"}, {"max_new_token", 3}}).dump() + "\n";  // misspelt field
+      kinds.push_back("bad");
+      input += json({{"id", "gone"}, {"question", "hi"}, {"images", {"/nonexistent/x.jpg"}}}).dump() + "\n";
+      kinds.push_back("bad");
+      input += "\n";  // blank lines are skipped
+    }
+  }
+  if (asked.empty()) GTEST_SKIP() << fixture_ << " has no conversation without history";
+  const std::string in = temp_path("batch_in.jsonl"), out = temp_path("batch_out.jsonl");
+  write_file(in, input);
+  const ToolRun run = run_tool({"--model", model_dir_, "--batch", in, "--output", out, "--max-batch-size", "3"});
+  EXPECT_EQ(run.status, 1) << describe(run);  // some lines failed
+  EXPECT_TRUE(contains(run.err, std::to_string(kinds.size()) + " request(s), 3 error(s)")) << describe(run);
+  std::istringstream lines(read_file(out));
+  std::string text;
+  size_t row = 0, good = 0;
+  while (std::getline(lines, text)) {
+    ASSERT_LT(row, kinds.size()) << text;
+    const auto line = json::parse(text);
+    if (kinds[row] == "ok") {
+      const auto& conv = *asked[good++];
+      SCOPED_TRACE(conv.at("key").get<std::string>());
+      EXPECT_EQ(line.at("id"), conv.at("key"));
+      EXPECT_FALSE(line.contains("error")) << text;
+      EXPECT_EQ(line.at("output_ids").get<std::vector<int64_t>>(), conv.at("generated_ids").get<std::vector<int64_t>>());
+      EXPECT_EQ(line.at("response"), conv.at("response"));
+      EXPECT_EQ(line.at("finish_reason"), conv.at("stopped_on_eos").get<bool>() ? "end_of_turn" : "length");
+    } else {
+      ASSERT_TRUE(line.contains("error")) << text;
+      EXPECT_TRUE(contains(line.at("error").get<std::string>(), "line " + std::to_string(row + 1))) << text;
+      EXPECT_FALSE(line.contains("response"));
+    }
+    ++row;
+  }
+  EXPECT_EQ(row, kinds.size());
+  // The error lines name what is wrong in user terms.
+  const auto all = read_file(out);
+  EXPECT_TRUE(contains(all, "unknown field 'max_new_token'")) << all;
+  EXPECT_TRUE(contains(all, "/nonexistent/x.jpg")) << all;
+  ::unlink(out.c_str());
+
+  // Only good lines: exit 0, the answers on stdout.
+  std::string good_input;
+  for (const auto* conv : asked) {
+    if (!internvl::testing::conversation_images(*conv).empty()) continue;
+    good_input += json({{"id", conv->at("key")}, {"question", conv->at("question")}, {"max_new_tokens", max_new}}).dump() + "\n";
+  }
+  if (!good_input.empty()) {
+    write_file(in, good_input);
+    const ToolRun ok = run_tool({"--model", model_dir_, "--batch", in});
+    EXPECT_EQ(ok.status, 0) << describe(ok);
+    EXPECT_TRUE(contains(ok.out, "\"output_ids\"")) << describe(ok);
+  }
+  ::unlink(in.c_str());
+}
+
 // Several images in the REPL without placeholders: the tool labels them "Image-k: <image>\n" as
 // the official README does, so a reference multi-image conversation in that form, asked without
 // those lines, gives the same prompt ids and answer.
@@ -442,6 +518,17 @@ TEST_F(ChatToolCli, BadUsageExitsTwo) {
 }
 
 // A flag one or two typing mistakes from a real one is named in the error.
+TEST_F(ChatToolCli, BatchRefusesOneShotFlags) {
+  const ToolRun both = run_tool({"--model", "m", "--batch", "in.jsonl", "--prompt", "hi"});
+  EXPECT_EQ(both.status, 2) << describe(both);
+  EXPECT_TRUE(contains(both.err, "--batch")) << describe(both);
+  const ToolRun output_alone = run_tool({"--model", "m", "--output", "out.jsonl"});
+  EXPECT_EQ(output_alone.status, 2) << describe(output_alone);
+  const ToolRun missing = run_tool({"--model", "m", "--batch", "/nonexistent/in.jsonl"});
+  EXPECT_EQ(missing.status, 1) << describe(missing);
+  EXPECT_TRUE(contains(missing.err, "/nonexistent/in.jsonl")) << describe(missing);
+}
+
 TEST_F(ChatToolCli, UnknownFlagSuggestsTheNearestOne) {
   const std::string model = internvl::testing::fixtures_dir();
   for (const auto& [flag, suggestion] : std::vector<std::pair<std::string, std::string>>{

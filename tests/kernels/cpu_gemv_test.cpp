@@ -57,9 +57,29 @@ TEST(CpuGemv, StridedInputAndResultIndependentOfThreads) {
   EXPECT_TRUE(at::allclose(one, at::linear(x, w), 1e-5, 1e-4));
 }
 
+// A decode batch must give each sequence the bits it would get alone: a row's output may not
+// depend on how many rows share the call or where its columns fall in a block or thread chunk.
+TEST(CpuGemv, EachRowIsComputedAsIfAlone) {
+  at::manual_seed(7);
+  for (const int64_t k : {29, 64, 203}) {
+    for (const int64_t n : {13, 64, 1001}) {
+      const auto w = at::randn({n, k});
+      const auto bias = at::randn({n});
+      const auto x = at::randn({internvl::kernels::kCpuGemvMaxRows, k});
+      const auto all = cpu_gemv(x, w, bias);
+      for (int64_t m = 0; m < x.size(0); ++m) {
+        ASSERT_TRUE(at::equal(all[m], cpu_gemv(x.narrow(0, m, 1), w, bias)[0])) << "row " << m << " k " << k << " n " << n;
+      }
+      for (const int64_t rows : {2, 3, 5, 7}) {
+        ASSERT_TRUE(at::equal(all.narrow(0, 1, rows), cpu_gemv(x.narrow(0, 1, rows), w, bias))) << rows << " rows";
+      }
+    }
+  }
+}
+
 TEST(CpuGemv, DeclinesWhatItDoesNotHandle) {
   const auto w = at::randn({8, 16});
-  EXPECT_FALSE(cpu_gemv_supported(at::randn({5, 16}), w, {}));                       // too many rows
+  EXPECT_FALSE(cpu_gemv_supported(at::randn({internvl::kernels::kCpuGemvMaxRows + 1, 16}), w, {}));  // too many rows
   EXPECT_FALSE(cpu_gemv_supported(at::randn({1, 15}), w, {}));                       // K mismatch
   EXPECT_FALSE(cpu_gemv_supported(at::randn({1, 16}).to(at::kBFloat16), w, {}));    // dtype
   EXPECT_FALSE(cpu_gemv_supported(at::randn({1, 16}), w.t().contiguous().t(), {}));  // strided weight
@@ -73,7 +93,7 @@ TEST(CpuGemv, DeclinesWhatItDoesNotHandle) {
   internvl::kernels::set_cpu_gemv_enabled(false);
   EXPECT_FALSE(cpu_gemv_supported(at::randn({1, 16}), w, {}));
   internvl::kernels::set_cpu_gemv_enabled(true);
-  EXPECT_THROW(cpu_gemv(at::randn({5, 16}), w, {}), std::exception);
+  EXPECT_THROW(cpu_gemv(at::randn({internvl::kernels::kCpuGemvMaxRows + 1, 16}), w, {}), std::exception);
 }
 
 }  // namespace
