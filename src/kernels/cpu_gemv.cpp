@@ -87,19 +87,20 @@ __attribute__((target("avx2,fma"))) inline void gemv_block(const float* x, const
   }
 }
 
-// Rows of x in groups of up to 4 (the register budget); each group re-reads the block's weights
-// from cache, so DRAM still sees every weight once per call.
-template <int kBlock>
+// Rows of x in groups of up to kGroup (the register budget: kGroup x kBlock accumulators); each
+// group re-reads the block's weights from L1, so DRAM still sees every weight once per call.
+template <int kGroup, int kBlock>
 __attribute__((target("avx2,fma"))) inline void gemv_rows(const float* x, int64_t rows, const float* w, const float* b,
                                                             float* y, int64_t k, int64_t n, int64_t j) {
-  for (int64_t m = 0; m < rows; m += 4) {
+  static_assert(kGroup >= 1 && kGroup <= 4, "groups of 1..4 rows");
+  for (int64_t m = 0; m < rows; m += kGroup) {
     const float* xm = x + m * k;
     float* ym = y + m * n;
-    switch (std::min<int64_t>(4, rows - m)) {
+    switch (std::min<int64_t>(kGroup, rows - m)) {
       case 1: gemv_block<1, kBlock>(xm, w, b, ym, k, n, j); break;
-      case 2: gemv_block<2, kBlock>(xm, w, b, ym, k, n, j); break;
-      case 3: gemv_block<3, kBlock>(xm, w, b, ym, k, n, j); break;
-      default: gemv_block<4, kBlock>(xm, w, b, ym, k, n, j); break;
+      case 2: gemv_block<std::min(2, kGroup), kBlock>(xm, w, b, ym, k, n, j); break;
+      case 3: gemv_block<std::min(3, kGroup), kBlock>(xm, w, b, ym, k, n, j); break;
+      default: gemv_block<kGroup, kBlock>(xm, w, b, ym, k, n, j); break;
     }
   }
 }
@@ -110,9 +111,11 @@ __attribute__((target("avx2,fma"))) void gemv_avx2(const float* x, int64_t rows,
   if (rows == 1) {
     for (; j + kRowBlock <= n1; j += kRowBlock) gemv_block<1, kRowBlock>(x, w, b, y, k, n, j);
   } else {
-    for (; j + 4 <= n1; j += 4) gemv_rows<4>(x, rows, w, b, y, k, n, j);
+    // Pairs of rows against 4 weight rows: 8 accumulators (+ 4 weights + 1 input) fit the 16
+    // registers, and 4 weight streams keep the memory busy.
+    for (; j + 4 <= n1; j += 4) gemv_rows<2, 4>(x, rows, w, b, y, k, n, j);
   }
-  for (; j < n1; ++j) gemv_rows<1>(x, rows, w, b, y, k, n, j);
+  for (; j < n1; ++j) gemv_rows<4, 1>(x, rows, w, b, y, k, n, j);
 }
 
 bool has_avx2_fma() {
