@@ -60,9 +60,12 @@ __attribute__((target("avx2,fma"))) inline float hsum(__m256 v) {
 
 // Weight rows j..j+kBlock-1 against x rows 0..kRows-1 (x, y already offset to the first row):
 // every weight is loaded once per call, and kBlock independent streams keep the memory busy.
+// `next` (nullable): kBlock * k floats to prefetch meanwhile (the next block's weights, so that
+// DRAM keeps streaming while the other row groups work from L1).
 template <int kRows, int kBlock>
 __attribute__((target("avx2,fma"))) inline void gemv_block(const float* x, const float* w, const float* b, float* y,
-                                                             int64_t k, int64_t n, int64_t j) {
+                                                             int64_t k, int64_t n, int64_t j,
+                                                             const float* next = nullptr) {
   const int64_t k8 = k & ~int64_t{7};
   const float* wr[kBlock];
   for (int r = 0; r < kBlock; ++r) wr[r] = w + (j + r) * k;
@@ -70,6 +73,9 @@ __attribute__((target("avx2,fma"))) inline void gemv_block(const float* x, const
   for (int m = 0; m < kRows; ++m)
     for (int r = 0; r < kBlock; ++r) acc[m][r] = _mm256_setzero_ps();
   for (int64_t i = 0; i < k8; i += 8) {
+    if (next != nullptr) {
+      for (int q = 0; q < kBlock; q += 2) _mm_prefetch(reinterpret_cast<const char*>(next + i * kBlock + q * 8), _MM_HINT_T0);
+    }
     __m256 a[kBlock];
     for (int r = 0; r < kBlock; ++r) a[r] = _mm256_loadu_ps(wr[r] + i);
     for (int m = 0; m < kRows; ++m) {
@@ -93,14 +99,18 @@ template <int kGroup, int kBlock>
 __attribute__((target("avx2,fma"))) inline void gemv_rows(const float* x, int64_t rows, const float* w, const float* b,
                                                             float* y, int64_t k, int64_t n, int64_t j) {
   static_assert(kGroup >= 1 && kGroup <= 4, "groups of 1..4 rows");
+  // The last group prefetches the next block (the first brought this one into L1), so the next
+  // block's first pass finds it in cache.
+  const float* next = j + 2 * kBlock <= n ? w + (j + kBlock) * k : nullptr;
   for (int64_t m = 0; m < rows; m += kGroup) {
     const float* xm = x + m * k;
     float* ym = y + m * n;
+    const float* pf = m + kGroup >= rows ? next : nullptr;
     switch (std::min<int64_t>(kGroup, rows - m)) {
-      case 1: gemv_block<1, kBlock>(xm, w, b, ym, k, n, j); break;
-      case 2: gemv_block<std::min(2, kGroup), kBlock>(xm, w, b, ym, k, n, j); break;
-      case 3: gemv_block<std::min(3, kGroup), kBlock>(xm, w, b, ym, k, n, j); break;
-      default: gemv_block<kGroup, kBlock>(xm, w, b, ym, k, n, j); break;
+      case 1: gemv_block<1, kBlock>(xm, w, b, ym, k, n, j, pf); break;
+      case 2: gemv_block<std::min(2, kGroup), kBlock>(xm, w, b, ym, k, n, j, pf); break;
+      case 3: gemv_block<std::min(3, kGroup), kBlock>(xm, w, b, ym, k, n, j, pf); break;
+      default: gemv_block<kGroup, kBlock>(xm, w, b, ym, k, n, j, pf); break;
     }
   }
 }
