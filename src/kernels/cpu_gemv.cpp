@@ -38,12 +38,12 @@ std::atomic<bool>& enabled_flag() {
 
 // Rows [n0, n1) of y[m][n] = dot(x[m], w[n]) + b[n] (m < rows), portable loop (no AVX2: the same
 // order for every row count as well).
-void gemv_plain(const float* x, int64_t rows, const float* w, const float* b, float* y, int64_t k, int64_t n,
+void gemv_plain(const float* x, int64_t ldx, int64_t rows, const float* w, const float* b, float* y, int64_t k, int64_t n,
                 int64_t n0, int64_t n1) {
   for (int64_t j = n0; j < n1; ++j) {
     const float* wr = w + j * k;
     for (int64_t m = 0; m < rows; ++m) {
-      const float* xr = x + m * k;
+      const float* xr = x + m * ldx;
       float acc = 0.f;
       for (int64_t i = 0; i < k; ++i) acc = std::fma(xr[i], wr[i], acc);
       y[m * n + j] = acc + (b ? b[j] : 0.f);
@@ -63,7 +63,7 @@ __attribute__((target("avx2,fma"))) inline float hsum(__m256 v) {
 // `next` (nullable): kBlock * k floats to prefetch meanwhile (the next block's weights, so that
 // DRAM keeps streaming while the other row groups work from L1).
 template <int kRows, int kBlock>
-__attribute__((target("avx2,fma"))) inline void gemv_block(const float* x, const float* w, const float* b, float* y,
+__attribute__((target("avx2,fma"))) inline void gemv_block(const float* x, int64_t ldx, const float* w, const float* b, float* y,
                                                              int64_t k, int64_t n, int64_t j,
                                                              const float* next = nullptr) {
   const int64_t k8 = k & ~int64_t{7};
@@ -79,12 +79,12 @@ __attribute__((target("avx2,fma"))) inline void gemv_block(const float* x, const
     __m256 a[kBlock];
     for (int r = 0; r < kBlock; ++r) a[r] = _mm256_loadu_ps(wr[r] + i);
     for (int m = 0; m < kRows; ++m) {
-      const __m256 xv = _mm256_loadu_ps(x + m * k + i);
+      const __m256 xv = _mm256_loadu_ps(x + m * ldx + i);
       for (int r = 0; r < kBlock; ++r) acc[m][r] = _mm256_fmadd_ps(a[r], xv, acc[m][r]);
     }
   }
   for (int m = 0; m < kRows; ++m) {
-    const float* xr = x + m * k;
+    const float* xr = x + m * ldx;
     for (int r = 0; r < kBlock; ++r) {
       float s = hsum(acc[m][r]);
       for (int64_t i = k8; i < k; ++i) s = __builtin_fmaf(xr[i], wr[r][i], s);
@@ -96,36 +96,100 @@ __attribute__((target("avx2,fma"))) inline void gemv_block(const float* x, const
 // Rows of x in groups of up to kGroup (the register budget: kGroup x kBlock accumulators); each
 // group re-reads the block's weights from L1, so DRAM still sees every weight once per call.
 template <int kGroup, int kBlock>
-__attribute__((target("avx2,fma"))) inline void gemv_rows(const float* x, int64_t rows, const float* w, const float* b,
+__attribute__((target("avx2,fma"))) inline void gemv_rows(const float* x, int64_t ldx, int64_t rows, const float* w, const float* b,
                                                             float* y, int64_t k, int64_t n, int64_t j) {
   static_assert(kGroup >= 1 && kGroup <= 4, "groups of 1..4 rows");
   // The last group prefetches the next block (the first brought this one into L1), so the next
   // block's first pass finds it in cache.
   const float* next = j + 2 * kBlock <= n ? w + (j + kBlock) * k : nullptr;
   for (int64_t m = 0; m < rows; m += kGroup) {
-    const float* xm = x + m * k;
+    const float* xm = x + m * ldx;
     float* ym = y + m * n;
     const float* pf = m + kGroup >= rows ? next : nullptr;
     switch (std::min<int64_t>(kGroup, rows - m)) {
-      case 1: gemv_block<1, kBlock>(xm, w, b, ym, k, n, j, pf); break;
-      case 2: gemv_block<std::min(2, kGroup), kBlock>(xm, w, b, ym, k, n, j, pf); break;
-      case 3: gemv_block<std::min(3, kGroup), kBlock>(xm, w, b, ym, k, n, j, pf); break;
-      default: gemv_block<kGroup, kBlock>(xm, w, b, ym, k, n, j, pf); break;
+      case 1: gemv_block<1, kBlock>(xm, ldx, w, b, ym, k, n, j, pf); break;
+      case 2: gemv_block<std::min(2, kGroup), kBlock>(xm, ldx, w, b, ym, k, n, j, pf); break;
+      case 3: gemv_block<std::min(3, kGroup), kBlock>(xm, ldx, w, b, ym, k, n, j, pf); break;
+      default: gemv_block<kGroup, kBlock>(xm, ldx, w, b, ym, k, n, j, pf); break;
     }
   }
 }
 
-__attribute__((target("avx2,fma"))) void gemv_avx2(const float* x, int64_t rows, const float* w, const float* b,
+// Several rows against one block of kBlock weight rows, k in chunks of kChunk: every row pair
+// runs over a chunk while its weights are in L1, partial sums parked in `parked` between chunks
+// (a store and a load of a vector are exact, so each output still sees the operations above).
+constexpr int64_t kChunk = 256;
+
+template <int kBlock>
+__attribute__((target("avx2,fma"))) inline void gemv_chunked(const float* x, int64_t ldx, int64_t rows,
+                                                               const float* w, const float* b, float* y, int64_t k,
+                                                               int64_t n, int64_t j) {
+  const int64_t k8 = k & ~int64_t{7};
+  const float* wr[kBlock];
+  for (int r = 0; r < kBlock; ++r) wr[r] = w + (j + r) * k;
+  __m256 parked[kCpuGemvMaxRows][kBlock];
+  for (int64_t m = 0; m < rows; ++m)
+    for (int r = 0; r < kBlock; ++r) parked[m][r] = _mm256_setzero_ps();
+  for (int64_t i0 = 0; i0 < k8; i0 += kChunk) {
+    const int64_t i1 = std::min(k8, i0 + kChunk);
+    for (int64_t m = 0; m < rows; m += 2) {
+      const bool pair = m + 1 < rows;
+      const float* x0 = x + m * ldx;
+      const float* x1 = x + (pair ? m + 1 : m) * ldx;
+      __m256 acc0[kBlock], acc1[kBlock];
+      for (int r = 0; r < kBlock; ++r) {
+        acc0[r] = parked[m][r];
+        acc1[r] = pair ? parked[m + 1][r] : _mm256_setzero_ps();
+      }
+      if (m + 2 >= rows && i1 < k8) {  // the last pair fetches the next chunk
+        for (int r = 0; r < kBlock; ++r)
+          for (int64_t i = i1; i < std::min(k8, i1 + kChunk); i += 16) _mm_prefetch(reinterpret_cast<const char*>(wr[r] + i), _MM_HINT_T0);
+      }
+      for (int64_t i = i0; i < i1; i += 8) {
+        __m256 a[kBlock];
+        for (int r = 0; r < kBlock; ++r) a[r] = _mm256_loadu_ps(wr[r] + i);
+        const __m256 v0 = _mm256_loadu_ps(x0 + i), v1 = _mm256_loadu_ps(x1 + i);
+        for (int r = 0; r < kBlock; ++r) {
+          acc0[r] = _mm256_fmadd_ps(a[r], v0, acc0[r]);
+          acc1[r] = _mm256_fmadd_ps(a[r], v1, acc1[r]);
+        }
+      }
+      for (int r = 0; r < kBlock; ++r) {
+        parked[m][r] = acc0[r];
+        if (pair) parked[m + 1][r] = acc1[r];
+      }
+    }
+  }
+  for (int64_t m = 0; m < rows; ++m) {
+    const float* xr = x + m * ldx;
+    for (int r = 0; r < kBlock; ++r) {
+      float s = hsum(parked[m][r]);
+      for (int64_t i = k8; i < k; ++i) s = __builtin_fmaf(xr[i], wr[r][i], s);
+      y[m * n + j + r] = s + (b ? b[j + r] : 0.f);
+    }
+  }
+}
+
+bool chunked_enabled() {
+  static const bool yes = std::getenv("INTERNVL_GEMV_CHUNKED") == nullptr || std::strcmp(std::getenv("INTERNVL_GEMV_CHUNKED"), "0") != 0;
+  return yes;
+}
+
+__attribute__((target("avx2,fma"))) void gemv_avx2(const float* x, int64_t ldx, int64_t rows, const float* w, const float* b,
                                                     float* y, int64_t k, int64_t n, int64_t n0, int64_t n1) {
   int64_t j = n0;
   if (rows == 1) {
-    for (; j + kRowBlock <= n1; j += kRowBlock) gemv_block<1, kRowBlock>(x, w, b, y, k, n, j);
+    for (; j + kRowBlock <= n1; j += kRowBlock) gemv_block<1, kRowBlock>(x, ldx, w, b, y, k, n, j);
   } else {
     // Pairs of rows against 4 weight rows: 8 accumulators (+ 4 weights + 1 input) fit the 16
     // registers, and 4 weight streams keep the memory busy.
-    for (; j + 4 <= n1; j += 4) gemv_rows<2, 4>(x, rows, w, b, y, k, n, j);
+    if (chunked_enabled()) {
+      for (; j + 4 <= n1; j += 4) gemv_chunked<4>(x, ldx, rows, w, b, y, k, n, j);
+    } else {
+      for (; j + 4 <= n1; j += 4) gemv_rows<2, 4>(x, ldx, rows, w, b, y, k, n, j);
+    }
   }
-  for (; j < n1; ++j) gemv_rows<4, 1>(x, rows, w, b, y, k, n, j);
+  for (; j < n1; ++j) gemv_rows<4, 1>(x, ldx, rows, w, b, y, k, n, j);
 }
 
 bool has_avx2_fma() {
@@ -134,12 +198,12 @@ bool has_avx2_fma() {
 }
 #endif
 
-void gemv_range(const float* x, int64_t rows, const float* w, const float* b, float* y, int64_t k, int64_t n,
+void gemv_range(const float* x, int64_t ldx, int64_t rows, const float* w, const float* b, float* y, int64_t k, int64_t n,
                 int64_t n0, int64_t n1) {
 #ifdef INTERNVL_GEMV_X86
-  if (has_avx2_fma()) return gemv_avx2(x, rows, w, b, y, k, n, n0, n1);
+  if (has_avx2_fma()) return gemv_avx2(x, ldx, rows, w, b, y, k, n, n0, n1);
 #endif
-  gemv_plain(x, rows, w, b, y, k, n, n0, n1);
+  gemv_plain(x, ldx, rows, w, b, y, k, n, n0, n1);
 }
 
 }  // namespace
@@ -169,7 +233,16 @@ at::Tensor cpu_gemv(const at::Tensor& x, const at::Tensor& w, const at::Tensor& 
   auto sizes = x.sizes().vec();
   sizes.back() = n;
   auto y = at::empty(sizes, x.options());
-  const float* xp = xc.data_ptr<float>();
+  // Rows of x one 64-byte line apart from a multiple of 4 KiB: with k * 4 a multiple of 4096
+  // (hidden 1024, 2048, 4096 ...) every x row and weight row would fall in the same L1 sets.
+  int64_t ldx = k;
+  at::Tensor padded;
+  if (rows > 1) {
+    ldx = ((k + 15) / 16) * 16 + 16;
+    padded = at::zeros({rows, ldx}, x.options());
+    padded.narrow(1, 0, k).copy_(xc.view({rows, k}));
+  }
+  const float* xp = rows > 1 ? padded.data_ptr<float>() : xc.data_ptr<float>();
   const float* wp = w.data_ptr<float>();
   const float* bp = bc.defined() ? bc.data_ptr<float>() : nullptr;
   float* yp = y.data_ptr<float>();
@@ -177,7 +250,7 @@ at::Tensor cpu_gemv(const at::Tensor& x, const at::Tensor& w, const at::Tensor& 
   constexpr int64_t kGroup = kRowBlock;
   const int64_t groups_per_chunk = std::max<int64_t>(1, (256 * 1024 / 4) / k / kGroup);
   at::parallel_for(0, (n + kGroup - 1) / kGroup, groups_per_chunk, [&](int64_t g0, int64_t g1) {
-    gemv_range(xp, rows, wp, bp, yp, k, n, g0 * kGroup, std::min(n, g1 * kGroup));
+    gemv_range(xp, ldx, rows, wp, bp, yp, k, n, g0 * kGroup, std::min(n, g1 * kGroup));
   });
   return y;
 }
