@@ -58,14 +58,19 @@ __attribute__((target("avx2,fma"))) inline float hsum(__m256 v) {
   return _mm_cvtss_f32(_mm_add_ss(t, _mm_shuffle_ps(t, t, 1)));
 }
 
+// The end every output shares: the 8 lanes summed, the k % 8 tail by FMA, then the bias.
+__attribute__((target("avx2,fma"))) inline float finish_output(__m256 acc, const float* xr, const float* wr, int64_t k8,
+                                                                 int64_t k, float bias) {
+  float s = hsum(acc);
+  for (int64_t i = k8; i < k; ++i) s = __builtin_fmaf(xr[i], wr[i], s);
+  return s + bias;
+}
+
 // Weight rows j..j+kBlock-1 against x rows 0..kRows-1 (x, y already offset to the first row):
 // every weight is loaded once per call, and kBlock independent streams keep the memory busy.
-// `next` (nullable): kBlock * k floats to prefetch meanwhile (the next block's weights, so that
-// DRAM keeps streaming while the other row groups work from L1).
 template <int kRows, int kBlock>
-__attribute__((target("avx2,fma"))) inline void gemv_block(const float* x, int64_t ldx, const float* w, const float* b, float* y,
-                                                             int64_t k, int64_t n, int64_t j,
-                                                             const float* next = nullptr) {
+__attribute__((target("avx2,fma"))) inline void gemv_block(const float* x, int64_t ldx, const float* w, const float* b,
+                                                             float* y, int64_t k, int64_t n, int64_t j) {
   const int64_t k8 = k & ~int64_t{7};
   const float* wr[kBlock];
   for (int r = 0; r < kBlock; ++r) wr[r] = w + (j + r) * k;
@@ -73,9 +78,6 @@ __attribute__((target("avx2,fma"))) inline void gemv_block(const float* x, int64
   for (int m = 0; m < kRows; ++m)
     for (int r = 0; r < kBlock; ++r) acc[m][r] = _mm256_setzero_ps();
   for (int64_t i = 0; i < k8; i += 8) {
-    if (next != nullptr) {
-      for (int q = 0; q < kBlock; q += 2) _mm_prefetch(reinterpret_cast<const char*>(next + i * kBlock + q * 8), _MM_HINT_T0);
-    }
     __m256 a[kBlock];
     for (int r = 0; r < kBlock; ++r) a[r] = _mm256_loadu_ps(wr[r] + i);
     for (int m = 0; m < kRows; ++m) {
@@ -84,33 +86,24 @@ __attribute__((target("avx2,fma"))) inline void gemv_block(const float* x, int64
     }
   }
   for (int m = 0; m < kRows; ++m) {
-    const float* xr = x + m * ldx;
-    for (int r = 0; r < kBlock; ++r) {
-      float s = hsum(acc[m][r]);
-      for (int64_t i = k8; i < k; ++i) s = __builtin_fmaf(xr[i], wr[r][i], s);
-      y[m * n + j + r] = s + (b ? b[j + r] : 0.f);
-    }
+    for (int r = 0; r < kBlock; ++r) y[m * n + j + r] = finish_output(acc[m][r], x + m * ldx, wr[r], k8, k, b ? b[j + r] : 0.f);
   }
 }
 
-// Rows of x in groups of up to kGroup (the register budget: kGroup x kBlock accumulators); each
-// group re-reads the block's weights from L1, so DRAM still sees every weight once per call.
+// Rows of x in groups of up to kGroup (the register budget: kGroup x kBlock accumulators), for
+// the last weight rows of a range that do not fill a block.
 template <int kGroup, int kBlock>
-__attribute__((target("avx2,fma"))) inline void gemv_rows(const float* x, int64_t ldx, int64_t rows, const float* w, const float* b,
-                                                            float* y, int64_t k, int64_t n, int64_t j) {
+__attribute__((target("avx2,fma"))) inline void gemv_rows(const float* x, int64_t ldx, int64_t rows, const float* w,
+                                                            const float* b, float* y, int64_t k, int64_t n, int64_t j) {
   static_assert(kGroup >= 1 && kGroup <= 4, "groups of 1..4 rows");
-  // The last group prefetches the next block (the first brought this one into L1), so the next
-  // block's first pass finds it in cache.
-  const float* next = j + 2 * kBlock <= n ? w + (j + kBlock) * k : nullptr;
   for (int64_t m = 0; m < rows; m += kGroup) {
     const float* xm = x + m * ldx;
     float* ym = y + m * n;
-    const float* pf = m + kGroup >= rows ? next : nullptr;
     switch (std::min<int64_t>(kGroup, rows - m)) {
-      case 1: gemv_block<1, kBlock>(xm, ldx, w, b, ym, k, n, j, pf); break;
-      case 2: gemv_block<std::min(2, kGroup), kBlock>(xm, ldx, w, b, ym, k, n, j, pf); break;
-      case 3: gemv_block<std::min(3, kGroup), kBlock>(xm, ldx, w, b, ym, k, n, j, pf); break;
-      default: gemv_block<kGroup, kBlock>(xm, ldx, w, b, ym, k, n, j, pf); break;
+      case 1: gemv_block<1, kBlock>(xm, ldx, w, b, ym, k, n, j); break;
+      case 2: gemv_block<std::min(2, kGroup), kBlock>(xm, ldx, w, b, ym, k, n, j); break;
+      case 3: gemv_block<std::min(3, kGroup), kBlock>(xm, ldx, w, b, ym, k, n, j); break;
+      default: gemv_block<kGroup, kBlock>(xm, ldx, w, b, ym, k, n, j); break;
     }
   }
 }
@@ -161,18 +154,8 @@ __attribute__((target("avx2,fma"))) inline void gemv_chunked(const float* x, int
     }
   }
   for (int64_t m = 0; m < rows; ++m) {
-    const float* xr = x + m * ldx;
-    for (int r = 0; r < kBlock; ++r) {
-      float s = hsum(parked[m][r]);
-      for (int64_t i = k8; i < k; ++i) s = __builtin_fmaf(xr[i], wr[r][i], s);
-      y[m * n + j + r] = s + (b ? b[j + r] : 0.f);
-    }
+    for (int r = 0; r < kBlock; ++r) y[m * n + j + r] = finish_output(parked[m][r], x + m * ldx, wr[r], k8, k, b ? b[j + r] : 0.f);
   }
-}
-
-bool chunked_enabled() {
-  static const bool yes = std::getenv("INTERNVL_GEMV_CHUNKED") == nullptr || std::strcmp(std::getenv("INTERNVL_GEMV_CHUNKED"), "0") != 0;
-  return yes;
 }
 
 __attribute__((target("avx2,fma"))) void gemv_avx2(const float* x, int64_t ldx, int64_t rows, const float* w, const float* b,
@@ -183,11 +166,7 @@ __attribute__((target("avx2,fma"))) void gemv_avx2(const float* x, int64_t ldx, 
   } else {
     // Pairs of rows against 4 weight rows: 8 accumulators (+ 4 weights + 1 input) fit the 16
     // registers, and 4 weight streams keep the memory busy.
-    if (chunked_enabled()) {
-      for (; j + 4 <= n1; j += 4) gemv_chunked<4>(x, ldx, rows, w, b, y, k, n, j);
-    } else {
-      for (; j + 4 <= n1; j += 4) gemv_rows<2, 4>(x, ldx, rows, w, b, y, k, n, j);
-    }
+    for (; j + 4 <= n1; j += 4) gemv_chunked<4>(x, ldx, rows, w, b, y, k, n, j);
   }
   for (; j < n1; ++j) gemv_rows<4, 1>(x, ldx, rows, w, b, y, k, n, j);
 }
