@@ -22,6 +22,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "internvl/internvl.h"
 #include "internvl/torch.h"
 #include "io/config.h"

@@ -194,9 +194,9 @@ TEST_P(EmbedPipeline, UnreadableImageInTheMiddleThrowsImageErrorNamingIt) {
   }
 }
 
-// What changing the batch size does: the forward runs the same per-image arithmetic, but GEMM
-// blocking can depend on the number of rows, so bitwise equality is not promised; the rows agree
-// to float32 rounding.
+// What changing the batch size does: each image's arithmetic is the same, but GEMM blocking
+// depends on the number of rows, so the rows are not bitwise equal (oneDNN/MKL on 2 cores:
+// rel-L2 2.6e-7, max abs 3.3e-7 of 1.46 against batch 1); they agree to float32 rounding.
 TEST_P(EmbedPipeline, BatchSizesGiveTheSameRows) {
   EmbedOptions options;
   options.batch_size = 1;
@@ -209,8 +209,8 @@ TEST_P(EmbedPipeline, BatchSizesGiveTheSameRows) {
     const double rel = (rows - one).norm() / one.norm();
     const double max_abs = (rows - one).cwiseAbs().maxCoeff();
     const double scale = one.cwiseAbs().maxCoeff();
-    EXPECT_LE(rel, 1e-6) << "max abs " << max_abs;
-    EXPECT_LE(max_abs, 1e-5 * scale) << "rel " << rel;
+    EXPECT_LE(rel, 2e-6) << "max abs " << max_abs;
+    EXPECT_LE(max_abs, 2e-6 * scale) << "rel " << rel;
   }
 }
 
