@@ -5,13 +5,16 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <deque>
 #include <filesystem>
+#include <future>
 #include <fstream>
 #include <numeric>
 #include <iostream>
 
 #include "common/check.h"
 #include "common/eigen_tensor.h"
+#include "common/thread_pool.h"
 #include "generation/generator.h"
 #include "tokenizer/chat_template.h"
 #include "internvl/torch.h"
@@ -118,18 +121,55 @@ const tokenizer::Tokenizer& Model::Impl::require_tokenizer(const char* operation
   return *tokenizer;
 }
 
-at::Tensor Model::Impl::encode_images(const std::vector<Image>& images, const EmbedOptions& options) const {
+at::Tensor Model::Impl::encode_images(const std::vector<Image>& images, const EmbedOptions& options,
+                                      const BatchSink& sink) const {
   const auto& model = require_clip("embed_image");
   check_batch_size(options.batch_size);
+  INTERNVL_CHECK(options.preprocess_threads >= 0, InvalidArgument, "EmbedOptions.preprocess_threads must be >= 0, got ",
+                 options.preprocess_threads);
   const auto mode = options.mode == EmbedMode::kG ? models::ClipMode::kG : models::ClipMode::kC;
+  const size_t batch = static_cast<size_t>(options.batch_size);
+  const size_t batches = (images.size() + batch - 1) / batch;
+  // [images in batch b, 3, S, S]: decoding and resizing are deterministic, so where it runs
+  // cannot change the result.
+  auto pixels_of = [&](size_t b) {
+    std::vector<at::Tensor> pixels;
+    for (size_t i = b * batch; i < std::min(images.size(), (b + 1) * batch); ++i) pixels.push_back(preprocess(images[i]));
+    return at::cat(pixels, 0);
+  };
+  // Pipelining: while batch b runs through the vision model, the pool prepares b+1 .. b+threads.
+  // Futures are taken in order, so an ImageError in a later batch surfaces only after the
+  // batches before it, exactly as without the pool. Declared after `ahead` so that on an
+  // exception the pool stops (and waits for running tasks) before the futures go.
+  const size_t threads = std::min<size_t>(static_cast<size_t>(options.preprocess_threads), batches > 0 ? batches - 1 : 0);
+  std::deque<std::future<at::Tensor>> ahead;
+  std::optional<common::ThreadPool> pool;
+  if (threads > 0) pool.emplace(static_cast<int>(threads));
+  size_t submitted = 0;
+  auto top_up = [&](size_t current) {
+    while (submitted < batches && submitted <= current + threads) {
+      ahead.push_back(pool->submit([&pixels_of, b = submitted] { return pixels_of(b); }));
+      ++submitted;
+    }
+  };
   at::NoGradGuard no_grad;
   std::vector<at::Tensor> out;
-  for (size_t start = 0; start < images.size(); start += options.batch_size) {
-    std::vector<at::Tensor> pixels;
-    for (size_t i = start; i < std::min(images.size(), start + options.batch_size); ++i) {
-      pixels.push_back(preprocess(images[i]));
+  for (size_t b = 0; b < batches; ++b) {
+    at::Tensor pixels;
+    if (pool) {
+      top_up(b);
+      pixels = ahead.front().get();
+      ahead.pop_front();
+      top_up(b);  // b+1 .. b+threads are queued before this batch's forward starts
+    } else {
+      pixels = pixels_of(b);
     }
-    out.push_back(model.encode_image(at::cat(pixels, 0).to(device, dtype), mode).to(at::kCPU, at::kFloat));
+    auto rows = model.encode_image(pixels.to(device, dtype), mode).to(at::kCPU, at::kFloat);
+    if (sink) {
+      if (!sink(static_cast<int64_t>(b * batch), rows)) break;
+    } else {
+      out.push_back(std::move(rows));
+    }
   }
   if (out.empty()) return at::empty({0, clip_config->clip_embed_dim}, at::kFloat);
   return at::cat(out, 0);
@@ -139,6 +179,7 @@ at::Tensor Model::Impl::encode_texts(const std::vector<std::string>& texts, cons
   const auto& model = require_clip("embed_text");
   const auto& tok = require_tokenizer("embed_text");
   check_batch_size(options.batch_size);
+  INTERNVL_CHECK(!options.on_batch, InvalidArgument, "EmbedOptions.on_batch is for embed_image only");
   at::NoGradGuard no_grad;
   std::vector<at::Tensor> out;
   for (size_t start = 0; start < texts.size(); start += options.batch_size) {
@@ -154,7 +195,11 @@ at::Tensor Model::Impl::encode_texts(const std::vector<std::string>& texts, cons
 }
 
 Matrix Model::embed_image(const std::vector<Image>& images, const EmbedOptions& options) const {
-  return rows_normalised(impl_->encode_images(images, options), options.normalize);
+  if (!options.on_batch) return rows_normalised(impl_->encode_images(images, options), options.normalize);
+  impl_->encode_images(images, options, [&](int64_t first, const at::Tensor& rows) {
+    return options.on_batch(first, rows_normalised(rows, options.normalize));
+  });
+  return Matrix(0, impl_->clip_config->clip_embed_dim);
 }
 
 Matrix Model::embed_text(const std::vector<std::string>& texts, const EmbedOptions& options) const {
@@ -242,6 +287,7 @@ std::vector<std::vector<ClassScore>> Model::classify(const std::vector<Image>& i
                  InvalidArgument, "classify: ", class_weights.rows(), " class weight rows for ", class_names.size(),
                  " class names");
   INTERNVL_CHECK(k > 0, InvalidArgument, "classify: k must be positive, got ", k);
+  INTERNVL_CHECK(!options.on_batch, InvalidArgument, "classify: EmbedOptions.on_batch is for embed_image only");
   auto image = impl_->encode_images(images, options);
   image = image / image.norm(2, -1, true);
   const auto scores = at::matmul(image, to_tensor(class_weights).t());  // [images, classes]

@@ -3,6 +3,7 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <functional>
 #include <optional>
 #include <variant>
 
@@ -40,8 +41,14 @@ struct Model::Impl {
 
   const models::InternVLClipImpl& require_clip(const char* operation) const;
   const tokenizer::Tokenizer& require_tokenizer(const char* operation) const;
-  // Official encode_image / encode_text on [n, E] float32 CPU.
-  at::Tensor encode_images(const std::vector<Image>& images, const EmbedOptions& options) const;
+  // Receives each batch's [rows, E] float32 CPU as it is ready (`first`: its first image's
+  // index); false stops after that batch.
+  using BatchSink = std::function<bool(int64_t first, const at::Tensor& rows)>;
+  // Official encode_image / encode_text on [n, E] float32 CPU; with a sink, the rows go there
+  // instead and [0, E] is returned. Decoding of later batches overlaps the forward
+  // (options.preprocess_threads).
+  at::Tensor encode_images(const std::vector<Image>& images, const EmbedOptions& options,
+                           const BatchSink& sink = {}) const;
   at::Tensor encode_texts(const std::vector<std::string>& texts, const EmbedOptions& options) const;
 };
 

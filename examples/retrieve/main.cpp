@@ -109,6 +109,21 @@ struct Skipped {
   std::string error;
 };
 
+// After a batch failed with ImageError: `work` on each of its images alone, skipping (and
+// reporting) only the unreadable ones.
+template <typename Work>
+void one_at_a_time(const std::vector<std::string>& batch, std::vector<Skipped>& skipped, Work&& work) {
+  for (const auto& path : batch) {
+    try {
+      work(std::vector<std::string>{path});
+    } catch (const internvl::ImageError& e) {
+      const std::string what = e.what();  // library messages usually name the file already
+      warn("skipping unreadable image " + (what.find(path) != std::string::npos ? what : path + ": " + what));
+      skipped.push_back({path, e.what()});
+    }
+  }
+}
+
 // Runs `work(paths)` on batches of `batch_size` paths with a progress display. A batch that fails
 // with ImageError is retried one image at a time, so only the unreadable images are skipped (and
 // reported). Stops early after Ctrl-C; `after_batch` runs after every batch (periodic saves).
@@ -123,18 +138,52 @@ void run_batches(const std::string& label, const std::vector<std::string>& paths
     try {
       work(batch);
     } catch (const internvl::ImageError&) {
-      for (const auto& path : batch) {
-        try {
-          work(std::vector<std::string>{path});
-        } catch (const internvl::ImageError& e) {
-          const std::string what = e.what();  // library messages usually name the file already
-          warn("skipping unreadable image " + (what.find(path) != std::string::npos ? what : path + ": " + what));
-          skipped.push_back({path, e.what()});
-        }
-      }
+      one_at_a_time(batch, skipped, work);
     }
     progress.update(static_cast<int64_t>(end));
     after_batch();
+  }
+  progress.finish();
+}
+
+// run_batches for embeddings, in one embed_image call (EmbedOptions::on_batch) so the library
+// decodes the next batch while the current one runs; `add(paths, rows)` receives each batch. A
+// batch that fails with ImageError is retried one image at a time as in run_batches, then a new
+// call carries on after it.
+template <typename Add, typename AfterBatch>
+void embed_batches(const internvl::Model& model, internvl::EmbedOptions options, const std::vector<std::string>& paths,
+                   std::vector<Skipped>& skipped, Add&& add, AfterBatch&& after_batch) {
+  Progress progress("indexing", static_cast<int64_t>(paths.size()));
+  const size_t batch_size = static_cast<size_t>(options.batch_size);
+  size_t next = 0;  // paths before it are embedded or skipped
+  while (next < paths.size() && !g_interrupted) {
+    const std::vector<std::string> rest(paths.begin() + static_cast<std::ptrdiff_t>(next), paths.end());
+    size_t done = 0;  // of `rest`
+    options.on_batch = [&](int64_t first, const internvl::Matrix& rows) {
+      const auto begin = rest.begin() + static_cast<std::ptrdiff_t>(first);
+      add(std::vector<std::string>(begin, begin + static_cast<std::ptrdiff_t>(rows.rows())), rows);
+      done = static_cast<size_t>(first + rows.rows());
+      progress.update(static_cast<int64_t>(next + done));
+      after_batch();
+      return !g_interrupted;
+    };
+    try {
+      model.embed_image(open_images(rest), options);
+      next += done;
+      if (done < rest.size()) break;  // stopped by Ctrl-C
+    } catch (const internvl::ImageError&) {
+      next += done;  // the batch starting here failed
+      const size_t end = std::min(paths.size(), next + batch_size);
+      options.on_batch = nullptr;
+      one_at_a_time(std::vector<std::string>(paths.begin() + static_cast<std::ptrdiff_t>(next),
+                                             paths.begin() + static_cast<std::ptrdiff_t>(end)),
+                    skipped, [&](const std::vector<std::string>& one) {
+                      add(one, model.embed_image(open_images(one), options));
+                    });
+      progress.update(static_cast<int64_t>(end));
+      after_batch();
+      next = end;
+    }
   }
   progress.finish();
 }
@@ -281,14 +330,13 @@ int run_index(const Args& args) {
   const auto embed_start = std::chrono::steady_clock::now();
   install_interrupt_handler();
   try {
-    run_batches(
-        "indexing", todo, args.batch_size, skipped,
-        [&](const std::vector<std::string>& paths) {
-          auto embeddings = model.embed_image(open_images(paths), options);
+    embed_batches(
+        model, options, todo, skipped,
+        [&](const std::vector<std::string>& paths, const internvl::Matrix& embeddings) {
           if (training) {
             pending_ids.insert(pending_ids.end(), paths.begin(), paths.end());
             pending_rows += embeddings.rows();
-            pending.push_back(std::move(embeddings));
+            pending.push_back(embeddings);
             if (pending_rows >= train_rows) train_and_add();
             return;
           }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -41,6 +42,14 @@ struct EmbedOptions {
   EmbedMode mode = EmbedMode::kC;  ///< InternVL-C or InternVL-G (images; text is the same for both)
   int batch_size = 8;              ///< inputs per forward pass (> 0)
   bool normalize = false;          ///< L2-normalise rows (the official encode_* return them unnormalised)
+  /// Images only: threads that decode and preprocess the next batches while the vision model
+  /// runs the current one (0: one after the other, on the calling thread). Results are the same
+  /// either way; an ImageError still surfaces in input order, after the batches before it.
+  int preprocess_threads = 1;
+  /// Model::embed_image only: receives each batch's rows, in order, as soon as they are ready
+  /// (`first` is the index of the batch's first image); return false to stop after this batch.
+  /// When set, rows are not also kept: embed_image returns an empty [0, clip_embed_dim] matrix.
+  std::function<bool(int64_t first, const Matrix& rows)> on_batch;
 };
 
 /// Options of Model::chat: decoding as transformers' generate does it.

@@ -266,6 +266,42 @@ TEST_P(RetrieveTool, IndexSkipsUnreadableResumesAndSearchRanksAsReference) {
   EXPECT_TRUE(contains(run.err, "error:")) << run.err;
 }
 
+// With --batch-size 2 the unreadable file falls in the middle batch: that batch alone is retried
+// one image at a time (its good image kept), and the batches after it still come through the
+// pipelined embed_image, each row the reference embedding of its file.
+TEST_P(RetrieveTool, IndexRetriesAFailingMiddleBatchAndCarriesOn) {
+  const fs::path photos = work_ / "photos";
+  const auto rows = make_photo_folder(photos);
+  const auto n = static_cast<int64_t>(images_.size());
+  if (n < 4) GTEST_SKIP() << "needs at least 4 images for a batch after the failing one";
+  const std::string index = (work_ / "middle.safetensors").string();
+  auto args = base("index");
+  args.insert(args.end(), {"--index", index, "--batch-size", "2", "--json", photos.string()});
+  const auto run = run_tool(args);
+  ASSERT_EQ(run.status, 0) << describe(run);
+  const auto doc = parse_json(run);
+  EXPECT_EQ(doc.value("added", -1), n) << run.out;
+  ASSERT_EQ(doc["skipped"].size(), 1u) << run.out;
+  EXPECT_TRUE(contains(doc["skipped"][0]["path"].get<std::string>(), "not_an_image.jpg")) << run.out;
+
+  const auto loaded = internvl::Index::load(index);
+  ASSERT_EQ(loaded.size(), n);
+  const auto reference = reference_tensor(fixture_, "c.image_embeds");
+  const auto unit = reference / reference.norm(2, -1, true);
+  const internvl::Matrix embeddings = loaded.embeddings();
+  std::vector<std::string> sorted_ids = loaded.ids();
+  std::sort(sorted_ids.begin(), sorted_ids.end());
+  EXPECT_TRUE(std::adjacent_find(sorted_ids.begin(), sorted_ids.end()) == sorted_ids.end()) << "an id twice";
+  for (int64_t r = 0; r < n; ++r) {
+    const auto name = fs::path(loaded.ids()[static_cast<size_t>(r)]).filename().string();
+    ASSERT_TRUE(rows.count(name)) << name;
+    const auto expected = unit[rows.at(name)];
+    for (int64_t c = 0; c < expected.size(0); ++c) {
+      ASSERT_NEAR(embeddings(r, c), expected[c].item<float>(), 1e-4) << name << " column " << c;
+    }
+  }
+}
+
 TEST_P(RetrieveTool, ClassifyTopClassIsReferenceArgmax) {
   // Class names: the captions a one-per-line label file can hold unchanged.
   std::vector<int64_t> columns;
