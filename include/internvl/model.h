@@ -114,7 +114,8 @@ class Model {
   /// the same as alone (exactly on CPU float32). `on_text` runs on the engine's thread.
   ChatResult chat(const ChatRequest& request, const StreamCallback& on_text = {}) const;
   /// Several requests decoded together (up to LoadOptions::max_batch_size at a time, the rest
-  /// joining as others finish); their images go through the vision tower in shared batches.
+  /// joining as others finish). On CUDA their images go through the vision tower in shared
+  /// batches; on CPU each request's images keep their own forward, so answers stay exact.
   /// `on_text` is empty or one callback (possibly empty) per request. Results in request order;
   /// throws the first request's error (a bad request is refused before any runs).
   std::vector<ChatResult> chat_batch(const std::vector<ChatRequest>& requests,

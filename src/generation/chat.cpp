@@ -172,11 +172,22 @@ std::vector<std::shared_ptr<ChatJob>> ChatPipeline::submit_all(const std::vector
   at::NoGradGuard no_grad;
   std::vector<Prepared> prepared;
   prepared.reserve(requests.size());
-  std::vector<at::Tensor> tiles;
-  for (const auto& request : requests) {
-    prepared.push_back(prepare(request));
-    for (const auto& p : prepared.back().pixels) tiles.push_back(p);
+  for (const auto& request : requests) prepared.push_back(prepare(request));
+  // A GEMM's rounding depends on its batch, so with row_exact (CPU) each request's tiles keep
+  // their own forward, as alone; elsewhere all requests share the vision batches.
+  if (engine_.options().row_exact) {
+    std::vector<std::shared_ptr<ChatJob>> jobs;
+    for (size_t i = 0; i < prepared.size(); ++i) {
+      at::Tensor features;
+      if (!prepared[i].pixels.empty()) {
+        features = backend_.model->extract_feature(at::cat(prepared[i].pixels, 0).to(backend_.device, backend_.dtype));
+      }
+      jobs.push_back(enqueue(std::move(prepared[i]), features, on_text.empty() ? TextCallback() : on_text[i]));
+    }
+    return jobs;
   }
+  std::vector<at::Tensor> tiles;
+  for (const auto& p : prepared) tiles.insert(tiles.end(), p.pixels.begin(), p.pixels.end());
   // Tiles of every request through InternViT together, max_vision_batch at a time.
   at::Tensor all_features;
   if (!tiles.empty()) {

@@ -44,8 +44,10 @@ class ChatPipeline {
   // Builds the prompt, encodes the images and queues the request; errors in the request throw
   // here (InvalidArgument, ImageError). on_text runs on the engine thread.
   std::shared_ptr<ChatJob> submit(const ChatRequest& request, TextCallback on_text);
-  // Several requests at once: their images go through InternViT together (in batches of at most
-  // max_vision_batch tiles). Throws on the first bad request, before any is queued.
+  // Several requests at once, decoded together; without row_exact their images also go through
+  // InternViT together (batches of at most max_vision_batch tiles), with it each request's tiles
+  // keep their own forward (a GEMM's rounding depends on its batch). Throws on the first bad
+  // request, before any is queued.
   std::vector<std::shared_ptr<ChatJob>> submit_all(const std::vector<ChatRequest>& requests,
                                                    const std::vector<TextCallback>& on_text);
   // Waits for a job; rethrows its error.
