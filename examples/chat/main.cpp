@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <csignal>
+#include <filesystem>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -51,6 +52,15 @@ int run(int argc, char** argv) {
   if (!options.batch_input.empty() && !std::ifstream(options.batch_input, std::ios::binary).good()) {
     std::fprintf(stderr, "internvl-chat: cannot read the batch file %s\n", options.batch_input.c_str());
     return 1;
+  }
+  // A dump that cannot be written fails now, not after the answer has been generated.
+  if (!options.dump_path.empty()) {
+    const auto folder = std::filesystem::path(options.dump_path).parent_path();
+    if (!folder.empty() && !std::filesystem::is_directory(folder)) {
+      std::fprintf(stderr, "error: cannot write the dump %s: the folder %s does not exist\n", options.dump_path.c_str(),
+                   folder.string().c_str());
+      return 1;
+    }
   }
   for (const auto& image : options.images) {
     if (!std::ifstream(image, std::ios::binary).good()) throw internvl::ImageError("cannot read image " + image);

@@ -578,7 +578,13 @@ int run_classify(const Args& args) {
     write_file_atomically(args.html, {page});
     info("wrote " + args.html);
   }
-  return interrupted ? 130 : 0;
+  if (interrupted) return 130;
+  // Nothing classified because nothing could be read is a failure, not an empty success.
+  if (results.empty() && !skipped.empty()) {
+    std::fprintf(stderr, "error: none of the %zu image(s) could be read\n", skipped.size());
+    return 1;
+  }
+  return 0;
 }
 
 // ---- embed -------------------------------------------------------------------------------------

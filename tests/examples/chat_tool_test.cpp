@@ -518,6 +518,14 @@ TEST_F(ChatToolCli, BadUsageExitsTwo) {
 }
 
 // A flag one or two typing mistakes from a real one is named in the error.
+// --dump into a folder that does not exist fails before the model is even loaded.
+TEST_F(ChatToolCli, DumpToAMissingFolderFailsFirst) {
+  const ToolRun run = run_tool({"--model", "/nonexistent/model", "--prompt", "hi", "--dump", "/nonexistent/dir/out.safetensors"});
+  EXPECT_EQ(run.status, 1) << describe(run);
+  EXPECT_TRUE(contains(run.err, "the folder /nonexistent/dir does not exist")) << describe(run);
+  EXPECT_FALSE(contains(run.err, "/nonexistent/model")) << "checked after loading\n" << describe(run);
+}
+
 TEST_F(ChatToolCli, BatchRefusesOneShotFlags) {
   const ToolRun both = run_tool({"--model", "m", "--batch", "in.jsonl", "--prompt", "hi"});
   EXPECT_EQ(both.status, 2) << describe(both);

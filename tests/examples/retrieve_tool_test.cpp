@@ -482,6 +482,15 @@ TEST_P(RetrieveTool, RuntimeErrorsExitOne) {
                   templates, images_.front()});
   EXPECT_EQ(run.status, 1) << describe(run);
   EXPECT_TRUE(contains(run.err, "{}")) << run.err;
+  // Only unreadable images: a failure naming how many, not an empty success.
+  const std::string broken = (work_ / "broken.jpg").string();
+  write_file(broken, "not a jpeg");
+  run = run_tool({"classify", "--model", model_dir_, "--labels", (work_ / "labels.txt").string(), broken});
+  EXPECT_EQ(run.status, 1) << describe(run);
+  EXPECT_TRUE(contains(run.err, "none of the 1 image(s) could be read")) << run.err;
+  // One readable image among them still succeeds.
+  run = run_tool({"classify", "--model", model_dir_, "--labels", (work_ / "labels.txt").string(), broken, images_.front()});
+  EXPECT_EQ(run.status, 0) << describe(run);
 }
 
 // -m is --model: the same embeddings either way.
