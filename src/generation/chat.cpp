@@ -154,14 +154,16 @@ std::shared_ptr<ChatJob> ChatPipeline::enqueue(Prepared prepared, const at::Tens
   return job;
 }
 
+at::Tensor ChatPipeline::own_features(const Prepared& prepared) const {
+  // One forward over all tiles of the request, as the official chat() runs them.
+  if (prepared.pixels.empty()) return {};
+  return backend_.model->extract_feature(at::cat(prepared.pixels, 0).to(backend_.device, backend_.dtype));
+}
+
 std::shared_ptr<ChatJob> ChatPipeline::submit(const ChatRequest& request, TextCallback on_text) {
   at::NoGradGuard no_grad;
   auto prepared = prepare(request);
-  at::Tensor features;
-  // One forward over all tiles of the request, as the official chat() runs them.
-  if (!prepared.pixels.empty()) {
-    features = backend_.model->extract_feature(at::cat(prepared.pixels, 0).to(backend_.device, backend_.dtype));
-  }
+  const auto features = own_features(prepared);
   return enqueue(std::move(prepared), features, std::move(on_text));
 }
 
@@ -178,10 +180,7 @@ std::vector<std::shared_ptr<ChatJob>> ChatPipeline::submit_all(const std::vector
   if (engine_.options().row_exact) {
     std::vector<std::shared_ptr<ChatJob>> jobs;
     for (size_t i = 0; i < prepared.size(); ++i) {
-      at::Tensor features;
-      if (!prepared[i].pixels.empty()) {
-        features = backend_.model->extract_feature(at::cat(prepared[i].pixels, 0).to(backend_.device, backend_.dtype));
-      }
+      const auto features = own_features(prepared[i]);
       jobs.push_back(enqueue(std::move(prepared[i]), features, on_text.empty() ? TextCallback() : on_text[i]));
     }
     return jobs;

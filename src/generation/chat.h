@@ -60,6 +60,8 @@ class ChatPipeline {
  private:
   struct Prepared;
   Prepared prepare(const ChatRequest& request) const;
+  // The request's vision features from one forward of its own tiles (undefined without images).
+  at::Tensor own_features(const Prepared& prepared) const;
   std::shared_ptr<ChatJob> enqueue(Prepared prepared, const at::Tensor& features, TextCallback on_text);
 
   ChatBackend backend_;
