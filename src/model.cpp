@@ -128,6 +128,7 @@ at::Tensor Model::Impl::encode_images(const std::vector<Image>& images, const Em
   INTERNVL_CHECK(options.preprocess_threads >= 0, InvalidArgument, "EmbedOptions.preprocess_threads must be >= 0, got ",
                  options.preprocess_threads);
   const auto mode = options.mode == EmbedMode::kG ? models::ClipMode::kG : models::ClipMode::kC;
+  ensure(mode == models::ClipMode::kG ? ModelParts::kVision | ModelParts::kText : ModelParts::kVision);
   const size_t batch = static_cast<size_t>(options.batch_size);
   const size_t batches = (images.size() + batch - 1) / batch;
   // [images in batch b, 3, S, S]: decoding and resizing are deterministic, so where it runs
@@ -180,6 +181,7 @@ at::Tensor Model::Impl::encode_texts(const std::vector<std::string>& texts, cons
   const auto& tok = require_tokenizer("embed_text");
   check_batch_size(options.batch_size);
   INTERNVL_CHECK(!options.on_batch, InvalidArgument, "EmbedOptions.on_batch is for embed_image only");
+  ensure(ModelParts::kText);
   at::NoGradGuard no_grad;
   std::vector<at::Tensor> out;
   for (size_t start = 0; start < texts.size(); start += options.batch_size) {
@@ -317,6 +319,7 @@ generation::ChatPipeline& require_chat(const Model::Impl& impl, const char* oper
                  " needs an InternVL-Chat checkpoint (InternVLChatModel); ", impl.info.path, " is ",
                  impl.info.architecture);
   impl.require_tokenizer(operation);
+  impl.ensure(ModelParts::kLanguageModel);
   INTERNVL_CHECK(impl.chat_pipeline != nullptr, UnsupportedError, operation, ": ", impl.info.path,
                  " has no chat pipeline");
   return *impl.chat_pipeline;
@@ -395,12 +398,132 @@ Model::~Model() = default;
 const ModelInfo& Model::info() const { return impl_->info; }
 const LoadOptions& Model::options() const { return impl_->options; }
 
+namespace {
+
+constexpr ModelParts kEachPart[] = {ModelParts::kVision, ModelParts::kText, ModelParts::kLanguageModel};
+
+bool has_bits(unsigned set, ModelParts part) { return (set & static_cast<unsigned>(part)) != 0; }
+
+// Checkpoint keys of each part; what is under none (query_tokens, text_projection, logit_scale)
+// is read with the model.
+std::vector<std::string> part_prefixes(bool clip, ModelParts part) {
+  switch (part) {
+    case ModelParts::kVision:
+      return clip ? std::vector<std::string>{"vision_model.", "clip_projector."}
+                  : std::vector<std::string>{"vision_model.", "mlp1."};
+    case ModelParts::kText: return {"qllama.", "clip_projector2."};
+    case ModelParts::kLanguageModel: return {"language_model."};
+    default: return {};
+  }
+}
+
+bool under_any(const std::string& name, const std::vector<std::string>& prefixes) {
+  for (const auto& prefix : prefixes) {
+    if (name.compare(0, prefix.size(), prefix) == 0) return true;
+  }
+  return false;
+}
+
+void check_load_memory(const LoadOptions& options, const std::string& directory, const io::Checkpoint& checkpoint,
+                       c10::ScalarType dtype, const std::function<bool(const std::string&)>& include) {
+  if (!options.check_memory || options.device != Device::kCPU) return;
+  // Parameters are allocated before they are filled: check first, fail with a clear error.
+  if (const auto available = io::available_cpu_memory()) {
+    io::check_memory(directory, io::estimate_load_memory(checkpoint, dtype, include), *available,
+                     std::getenv("INTERNVL_MEMORY_LIMIT_BYTES") ? "INTERNVL_MEMORY_LIMIT_BYTES" : "MemAvailable");
+  }
+}
+
+}  // namespace
+
+ModelParts Model::loaded_parts() const {
+  return static_cast<ModelParts>(impl_->loaded_parts.load(std::memory_order_acquire));
+}
+
+void Model::Impl::ensure(ModelParts parts) const {
+  const unsigned wanted = static_cast<unsigned>(parts) & static_cast<unsigned>(available_parts);
+  if ((loaded_parts.load(std::memory_order_acquire) & wanted) == wanted) return;
+  std::lock_guard<std::mutex> lock(parts_mutex);
+  // Reading a part left out at load changes no answer of the model, only when its weights arrive.
+  auto& self = const_cast<Impl&>(*this);
+  std::optional<io::Checkpoint> checkpoint;
+  for (const auto part : kEachPart) {
+    if (!has_bits(wanted, part) || has_bits(loaded_parts.load(std::memory_order_relaxed), part)) continue;
+    if (!checkpoint) checkpoint.emplace(info.path);
+    self.read_part(part, *checkpoint);
+    loaded_parts.fetch_or(static_cast<unsigned>(part), std::memory_order_release);
+  }
+}
+
+std::vector<std::string> Model::Impl::read_part(ModelParts part, const io::Checkpoint& checkpoint) {
+  const auto prefixes = part_prefixes(clip_config.has_value(), part);
+  check_load_memory(options, info.path, checkpoint, dtype,
+                    [&](const std::string& name) { return under_any(name, prefixes); });
+  const nn::ParamInit init{dtype, device};
+  io::LoadOptions load;
+  load.dtype = dtype;
+  load.device = device;
+  // Built and filled apart, adopted only once complete: a failed read leaves the model as it was.
+  io::LoadReport report;
+  if (clip_config) {
+    models::InternVLClip donor(*clip_config, init, part == ModelParts::kVision, part == ModelParts::kText);
+    report = io::load_state_dict(*donor, checkpoint, load);
+    donor->eval();
+    if (part == ModelParts::kVision) {
+      donor->vision_model->set_force_aten(options.force_aten);
+      clip->adopt_vision(*donor);
+      vision = clip->vision_model;
+    } else {
+      clip->adopt_text(*donor);
+    }
+  } else {
+    models::InternVLChat donor(*chat_config, init, part == ModelParts::kVision, part == ModelParts::kLanguageModel);
+    report = io::load_state_dict(*donor, checkpoint, load);
+    donor->eval();
+    if (part == ModelParts::kVision) {
+      donor->vision_model->set_force_aten(options.force_aten);
+      chat->adopt_vision(*donor);
+      vision = chat->vision_model;
+    } else {
+      donor->language_model->set_force_aten(options.force_aten);
+      chat->adopt_language_model(*donor);
+      if (tokenizer) make_chat_pipeline();
+    }
+  }
+  std::vector<std::string> unused;
+  for (auto& name : report.unused) {
+    if (under_any(name, prefixes)) unused.push_back(std::move(name));
+  }
+  return unused;
+}
+
+void Model::Impl::make_chat_pipeline() {
+  generation::ChatBackend backend;
+  backend.tokenizer = tokenizer.get();
+  backend.config = &*chat_config;
+  backend.model = chat.get();
+  const Model::Impl* self = this;
+  backend.preprocess = [self](const Image& image, int max_tiles) { return self->preprocess(image, max_tiles); };
+  backend.ensure_vision = [self] { self->ensure(ModelParts::kVision); };
+  backend.path = info.path;
+  backend.device = device;
+  backend.dtype = dtype;
+  generation::EngineOptions engine;
+  engine.max_batch = options.max_batch_size;
+  engine.row_exact = device.is_cpu();
+  chat_pipeline = std::make_unique<generation::ChatPipeline>(std::move(backend), engine);
+}
+
 Model Model::load(const std::string& model, const LoadOptions& options) {
   // A folder, or a Hugging Face id found in the local cache (never downloaded).
   const std::string resolved = io::resolve_model_directory(model);
   const std::string& directory = resolved;
   INTERNVL_CHECK(options.num_threads >= 0, InvalidArgument, "LoadOptions.num_threads must be >= 0, got ",
                  options.num_threads);
+  INTERNVL_CHECK(options.max_batch_size > 0, InvalidArgument, "LoadOptions.max_batch_size must be positive, got ",
+                 options.max_batch_size);
+  INTERNVL_CHECK((static_cast<unsigned>(options.parts) & ~static_cast<unsigned>(ModelParts::kAll)) == 0,
+                 InvalidArgument, "LoadOptions.parts has unknown bits: ", static_cast<unsigned>(options.parts));
   if (options.num_threads > 0) at::set_num_threads(options.num_threads);
 
   auto impl = std::make_unique<Impl>();
@@ -422,12 +545,14 @@ Model Model::load(const std::string& model, const LoadOptions& options) {
     info.architecture = "InternVLModel";
     info.language_model = impl->clip_config->qllama.architecture;
     info.image_size = vision_config.image_size;
+    impl->available_parts = ModelParts::kVision | ModelParts::kText;
   } else {
     impl->chat_config = io::parse_internvl_chat_config(json, config_path);
     vision_config = impl->chat_config->vision;
     info.architecture = "InternVLChatModel";
     info.language_model = impl->chat_config->llm.architecture;
     info.image_size = impl->chat_config->image_size();
+    impl->available_parts = ModelParts::kVision | ModelParts::kLanguageModel;
   }
   info.vision_hidden_size = vision_config.hidden_size;
   info.vision_layers = vision_config.num_hidden_layers;
@@ -439,54 +564,50 @@ Model Model::load(const std::string& model, const LoadOptions& options) {
     io::refuse_unknown_chat_modules(checkpoint, directory);
     io::resolve_output_head(impl->chat_config->llm, checkpoint, "language_model.");
   }
-  if (options.check_memory && options.device == Device::kCPU) {
-    // Parameters are allocated before they are filled: check first, fail with a clear error.
-    if (const auto available = io::available_cpu_memory()) {
-      io::check_memory(directory, io::estimate_load_memory(checkpoint, impl->dtype), *available,
-                       std::getenv("INTERNVL_MEMORY_LIMIT_BYTES") ? "INTERNVL_MEMORY_LIMIT_BYTES" : "MemAvailable");
-    }
+  const bool clip = impl->clip_config.has_value();
+  const unsigned wanted = static_cast<unsigned>(options.parts) & static_cast<unsigned>(impl->available_parts);
+  std::vector<std::string> every_part, deferred;
+  for (const auto part : kEachPart) {
+    if (!has_bits(static_cast<unsigned>(impl->available_parts), part)) continue;
+    const auto prefixes = part_prefixes(clip, part);
+    every_part.insert(every_part.end(), prefixes.begin(), prefixes.end());
+    if (!has_bits(wanted, part)) deferred.insert(deferred.end(), prefixes.begin(), prefixes.end());
   }
-  nn::ParamInit init{impl->dtype, impl->device};
+  // One check for everything this call reads: the parts asked for and the tensors of no part.
+  check_load_memory(options, directory, checkpoint, impl->dtype,
+                    [&](const std::string& name) { return !under_any(name, deferred); });
+
+  // The model starts with no part; each is then read and adopted as a lazy read would be.
+  const nn::ParamInit init{impl->dtype, impl->device};
   io::LoadOptions load;
   load.dtype = impl->dtype;
   load.device = impl->device;
   torch::nn::Module* root = nullptr;
-  if (impl->clip_config) {
-    impl->clip = models::InternVLClip(*impl->clip_config, init);
-    impl->vision = impl->clip->vision_model;
+  if (clip) {
+    impl->clip = models::InternVLClip(*impl->clip_config, init, false, false);
     root = impl->clip.ptr().get();
   } else {
-    impl->chat = models::InternVLChat(*impl->chat_config, init);
-    impl->vision = impl->chat->vision_model;
-    impl->chat->language_model->set_force_aten(options.force_aten);
+    impl->chat = models::InternVLChat(*impl->chat_config, init, false, false);
     root = impl->chat.ptr().get();
   }
-  impl->vision->set_force_aten(options.force_aten);
-  const auto report = io::load_state_dict(*root, checkpoint, load);
+  for (auto& name : io::load_state_dict(*root, checkpoint, load).unused) {
+    if (!under_any(name, every_part)) info.unused_weights.push_back(std::move(name));
+  }
   root->eval();
-  info.unused_weights = report.unused;
-  for (const auto& p : root->parameters(true)) info.num_parameters += p.numel();
 
   if (tokenizer::Tokenizer::has_tokenizer_files(directory)) {
     impl->tokenizer = std::make_unique<tokenizer::Tokenizer>(directory);
   }
   impl->model_id = make_model_id(info, config_path, checkpoint);
-  if (impl->chat_config && impl->tokenizer) {
-    INTERNVL_CHECK(options.max_batch_size > 0, InvalidArgument, "LoadOptions.max_batch_size must be positive, got ",
-                   options.max_batch_size);
-    generation::ChatBackend backend;
-    backend.tokenizer = impl->tokenizer.get();
-    backend.config = &*impl->chat_config;
-    backend.model = impl->chat.get();
-    const Model::Impl* self = impl.get();
-    backend.preprocess = [self](const Image& image, int max_tiles) { return self->preprocess(image, max_tiles); };
-    backend.path = info.path;
-    backend.device = impl->device;
-    backend.dtype = impl->dtype;
-    generation::EngineOptions engine;
-    engine.max_batch = options.max_batch_size;
-    engine.row_exact = impl->device.is_cpu();
-    impl->chat_pipeline = std::make_unique<generation::ChatPipeline>(std::move(backend), engine);
+  for (const auto part : kEachPart) {
+    if (!has_bits(wanted, part)) continue;
+    auto unused = impl->read_part(part, checkpoint);
+    info.unused_weights.insert(info.unused_weights.end(), unused.begin(), unused.end());
+    impl->loaded_parts.fetch_or(static_cast<unsigned>(part));
+  }
+  for (const auto& p : root->parameters(true)) info.num_parameters += p.numel();
+  for (const auto& name : checkpoint.names()) {
+    if (under_any(name, deferred)) info.num_parameters += checkpoint.tensor(name).numel();
   }
   return Model(std::move(impl));
 }
@@ -498,6 +619,7 @@ at::Tensor preprocess(const Model& model, const Image& image) { return model.imp
 at::Tensor vision_hidden_state(const Model& model, const at::Tensor& pixel_values, int layer) {
   at::NoGradGuard no_grad;
   auto& impl = model.impl();
+  impl.ensure(ModelParts::kVision);
   return impl.vision->hidden_state(pixel_values.to(impl.device, impl.dtype), layer);
 }
 

@@ -3,13 +3,16 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <atomic>
 #include <functional>
+#include <mutex>
 #include <optional>
 #include <variant>
 
 #include "internvl/model.h"
 #include "generation/chat.h"
 #include "io/config.h"
+#include "io/safetensors.h"
 #include "models/intern_vit.h"
 #include "models/internvl_chat.h"
 #include "models/internvl_clip.h"
@@ -29,10 +32,21 @@ struct Model::Impl {
   models::InternVLChat chat{nullptr};                   // InternVLChatModel only
   std::unique_ptr<tokenizer::Tokenizer> tokenizer;      // when the folder has tokenizer.model
   std::string model_id;
+  ModelParts available_parts = ModelParts::kNone;  // what this architecture has
+  mutable std::atomic<unsigned> loaded_parts{0};         // ModelParts bits read so far
+  mutable std::mutex parts_mutex;                         // held while a part is read
   c10::ScalarType dtype = c10::kFloat;
   c10::Device device = c10::kCPU;
   // InternVLChatModel only; last, so it (and its engine thread) goes before what it uses.
   std::unique_ptr<generation::ChatPipeline> chat_pipeline;
+
+  // Reads those of `parts` this model has and has not read yet (LoadOptions::parts left them
+  // out). Thread-safe; a failed read throws and is retried by the next call.
+  void ensure(ModelParts parts) const;
+  // One part, from the checkpoint folder: built apart, filled strictly, then adopted.
+  // Returns the checkpoint keys under the part's names that nothing used.
+  std::vector<std::string> read_part(ModelParts part, const io::Checkpoint& checkpoint);
+  void make_chat_pipeline();  // once the language model and the tokenizer are there
 
   // Decoded RGB of a public Image (refused above options.max_image_pixels).
   preprocess::RgbImage decode(const Image& image) const;

@@ -61,6 +61,9 @@ class Model {
 
   const ModelInfo& info() const;        ///< what was loaded
   const LoadOptions& options() const;   ///< how it was loaded
+  /// The parts read so far: LoadOptions::parts (those this checkpoint has), plus those read since
+  /// on first use.
+  ModelParts loaded_parts() const;
 
   // ---- retrieval (InternVLModel checkpoints; others throw UnsupportedError) ----------------
 

@@ -17,6 +17,26 @@ enum class Device { kCPU, kCUDA };
 /// Compute dtype of a loaded model.
 enum class DType { kFloat32, kBFloat16, kFloat16 };
 
+/// Parts of a checkpoint, for LoadOptions::parts (combine with |).
+enum class ModelParts : unsigned {
+  kNone = 0,
+  /// InternViT with what projects its output: clip_projector (InternVL-C/G) or mlp1 (chat).
+  kVision = 1,
+  /// InternVL-C/G: QLLaMA with clip_projector2 (text embeddings, and the G mode of images).
+  kText = 2,
+  /// InternVL-Chat: the language model.
+  kLanguageModel = 4,
+  kAll = 7,
+};
+/// Union of two sets of parts.
+constexpr ModelParts operator|(ModelParts a, ModelParts b) {
+  return static_cast<ModelParts>(static_cast<unsigned>(a) | static_cast<unsigned>(b));
+}
+/// Whether `set` holds every part of `parts`.
+constexpr bool contains(ModelParts set, ModelParts parts) {
+  return (static_cast<unsigned>(set) & static_cast<unsigned>(parts)) == static_cast<unsigned>(parts);
+}
+
 /// How Model::load places and converts a checkpoint.
 struct LoadOptions {
   Device device = Device::kCPU;  ///< where weights live and compute runs
@@ -35,6 +55,10 @@ struct LoadOptions {
   /// Chat requests decoded together by the batch engine (Model::chat from several threads,
   /// chat_batch, submit_chat); more wait their turn. > 0.
   int max_batch_size = 8;
+  /// Parts read by Model::load; a part left out is read from the same folder on the first call
+  /// that needs it (thread-safe; the folder must still be there). A text-only search passes
+  /// kText and never reads the vision tower. Parts the checkpoint does not have are ignored.
+  ModelParts parts = ModelParts::kAll;
 };
 
 /// Options of Model::embed_image / embed_text / retrieve / classify.

@@ -97,8 +97,11 @@ struct ModelInfo {
   int image_size = 0;              ///< input resolution of the vision tower (per tile for chat models)
   int patch_size = 0;              ///< InternViT patch size in pixels
   std::string vision_norm;         ///< "rms_norm" | "layer_norm"
-  std::size_t num_parameters = 0;  ///< parameters materialised by this build of the library
-  std::vector<std::string> unused_weights;  ///< checkpoint keys no implemented component consumed
+  /// Parameters materialised by this build of the library (for parts not read yet: their
+  /// checkpoint tensors).
+  std::size_t num_parameters = 0;
+  /// Checkpoint keys no implemented component consumed (of the parts read at load).
+  std::vector<std::string> unused_weights;
 };
 
 }  ///< namespace internvl

@@ -157,6 +157,7 @@ std::shared_ptr<ChatJob> ChatPipeline::enqueue(Prepared prepared, const at::Tens
 at::Tensor ChatPipeline::own_features(const Prepared& prepared) const {
   // One forward over all tiles of the request, as the official chat() runs them.
   if (prepared.pixels.empty()) return {};
+  if (backend_.ensure_vision) backend_.ensure_vision();
   return backend_.model->extract_feature(at::cat(prepared.pixels, 0).to(backend_.device, backend_.dtype));
 }
 
@@ -190,6 +191,7 @@ std::vector<std::shared_ptr<ChatJob>> ChatPipeline::submit_all(const std::vector
   // Tiles of every request through InternViT together, max_vision_batch at a time.
   at::Tensor all_features;
   if (!tiles.empty()) {
+    if (backend_.ensure_vision) backend_.ensure_vision();
     const auto all = at::cat(tiles, 0);
     const int64_t batch = std::max(1, backend_.max_vision_batch);
     std::vector<at::Tensor> chunks;

@@ -29,6 +29,7 @@ struct ChatBackend {
   const io::InternVLChatConfig* config = nullptr;
   const models::InternVLChatImpl* model = nullptr;
   std::function<at::Tensor(const Image&, int max_tiles)> preprocess;  // [tiles, 3, S, S] float32 CPU
+  std::function<void()> ensure_vision;  // reads the vision part if the load left it out
   std::string path;  // for error messages
   c10::Device device = c10::kCPU;
   c10::ScalarType dtype = c10::kFloat;

@@ -24,10 +24,12 @@ std::string mib(uint64_t bytes) {
 
 }  // namespace
 
-MemoryEstimate estimate_load_memory(const Checkpoint& checkpoint, c10::ScalarType dtype) {
+MemoryEstimate estimate_load_memory(const Checkpoint& checkpoint, c10::ScalarType dtype,
+                                    const std::function<bool(const std::string& name)>& include) {
   const uint64_t target_size = c10::elementSize(dtype);
   MemoryEstimate estimate;
   for (const auto& name : checkpoint.names()) {
+    if (include && !include(name)) continue;
     const auto& view = checkpoint.tensor(name);
     // numel * size cannot overflow: the reader checked it against the file size.
     const uint64_t bytes = is_floating(view.dtype) ? static_cast<uint64_t>(view.numel()) * target_size : view.nbytes;

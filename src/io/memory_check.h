@@ -5,6 +5,7 @@
 #include <c10/core/ScalarType.h>
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -18,7 +19,9 @@ struct MemoryEstimate {
   uint64_t total() const { return weights + largest_tensor; }
 };
 
-MemoryEstimate estimate_load_memory(const Checkpoint& checkpoint, c10::ScalarType dtype);
+// Only the tensors `include` accepts, when given (the parts of a checkpoint a load reads).
+MemoryEstimate estimate_load_memory(const Checkpoint& checkpoint, c10::ScalarType dtype,
+                                    const std::function<bool(const std::string& name)>& include = {});
 
 // Bytes this process may still allocate on the CPU: INTERNVL_MEMORY_LIMIT_BYTES when set, else
 // MemAvailable from /proc/meminfo; nullopt when neither can be read.

@@ -19,15 +19,31 @@ at::Tensor pixel_shuffle(const at::Tensor& x, double scale, const std::string& p
   return y;
 }
 
-InternVLChatImpl::InternVLChatImpl(const io::InternVLChatConfig& c, const nn::ParamInit& init) : config_(c) {
-  vision_model = register_module("vision_model", InternVisionModel(c.vision, init));
-  const int64_t k = std::lround(1.0 / c.downsample_ratio);
-  const int64_t in = c.vision.hidden_size * k * k, d = c.llm.hidden_size;
-  mlp1 = register_module("mlp1", std::make_shared<torch::nn::Module>());
-  mlp1_norm = mlp1->register_module("0", nn::Norm(nn::NormKind::kLayerNorm, in, 1e-5, init));
-  mlp1_fc1 = mlp1->register_module("1", nn::Linear(in, d, true, init));
-  mlp1_fc2 = mlp1->register_module("3", nn::Linear(d, d, true, init));
-  language_model = register_module("language_model", CausalLM(c.llm, init));
+InternVLChatImpl::InternVLChatImpl(const io::InternVLChatConfig& c, const nn::ParamInit& init, bool with_vision,
+                                   bool with_language_model)
+    : config_(c) {
+  if (with_vision) {
+    vision_model = register_module("vision_model", InternVisionModel(c.vision, init));
+    const int64_t k = std::lround(1.0 / c.downsample_ratio);
+    const int64_t in = c.vision.hidden_size * k * k, d = c.llm.hidden_size;
+    mlp1 = register_module("mlp1", std::make_shared<torch::nn::Module>());
+    mlp1_norm = mlp1->register_module("0", nn::Norm(nn::NormKind::kLayerNorm, in, 1e-5, init));
+    mlp1_fc1 = mlp1->register_module("1", nn::Linear(in, d, true, init));
+    mlp1_fc2 = mlp1->register_module("3", nn::Linear(d, d, true, init));
+  }
+  if (with_language_model) language_model = register_module("language_model", CausalLM(c.llm, init));
+}
+
+void InternVLChatImpl::adopt_vision(const InternVLChatImpl& donor) {
+  vision_model = register_module("vision_model", donor.vision_model);
+  mlp1 = register_module("mlp1", donor.mlp1);
+  mlp1_norm = donor.mlp1_norm;
+  mlp1_fc1 = donor.mlp1_fc1;
+  mlp1_fc2 = donor.mlp1_fc2;
+}
+
+void InternVLChatImpl::adopt_language_model(const InternVLChatImpl& donor) {
+  language_model = register_module("language_model", donor.language_model);
 }
 
 at::Tensor InternVLChatImpl::pixel_shuffled(const at::Tensor& pixel_values) const {

@@ -17,7 +17,12 @@ at::Tensor pixel_shuffle(const at::Tensor& x, double scale, const std::string& p
 
 class InternVLChatImpl : public torch::nn::Module {
  public:
-  InternVLChatImpl(const io::InternVLChatConfig& config, const nn::ParamInit& init);
+  // Builds the vision part (vision_model, mlp1) and/or the language model; the other can be
+  // taken later from a loaded donor built with it (Model::load reads parts on first use).
+  InternVLChatImpl(const io::InternVLChatConfig& config, const nn::ParamInit& init, bool with_vision = true,
+                   bool with_language_model = true);
+  void adopt_vision(const InternVLChatImpl& donor);
+  void adopt_language_model(const InternVLChatImpl& donor);
 
   // extract_feature: pixel_values [tiles, 3, S, S] -> [tiles, num_image_token, D_llm].
   at::Tensor extract_feature(const at::Tensor& pixel_values) const;

@@ -39,17 +39,34 @@ at::Tensor AttentionPoolingImpl::forward(const at::Tensor& x) const {
   return proj->forward(pooled);
 }
 
-InternVLClipImpl::InternVLClipImpl(const io::InternVLConfig& c, const nn::ParamInit& init) : config_(c) {
-  vision_model = register_module("vision_model", InternVisionModel(c.vision, init));
-  qllama = register_module("qllama", std::make_shared<torch::nn::Module>());
-  qllama_model = qllama->register_module("model", QLlamaModel(c.qllama, c.vision.hidden_size, init));
+InternVLClipImpl::InternVLClipImpl(const io::InternVLConfig& c, const nn::ParamInit& init, bool with_vision,
+                                   bool with_text)
+    : config_(c) {
   query_tokens = register_parameter("query_tokens", at::empty({1, c.num_query_token, c.qllama.hidden_size}, init.options()));
   text_projection = register_parameter("text_projection", at::empty({c.qllama.hidden_size, c.clip_embed_dim}, init.options()));
   logit_scale = register_parameter("logit_scale", at::empty({}, init.options()));
-  clip_projector = register_module(
-      "clip_projector", AttentionPooling(c.vision.hidden_size, c.attn_pool_num_heads, c.clip_embed_dim, init));
-  clip_projector2 = register_module(
-      "clip_projector2", AttentionPooling(c.qllama.hidden_size, c.attn_pool_num_heads, c.clip_embed_dim, init));
+  if (with_vision) {
+    vision_model = register_module("vision_model", InternVisionModel(c.vision, init));
+    clip_projector = register_module(
+        "clip_projector", AttentionPooling(c.vision.hidden_size, c.attn_pool_num_heads, c.clip_embed_dim, init));
+  }
+  if (with_text) {
+    qllama = register_module("qllama", std::make_shared<torch::nn::Module>());
+    qllama_model = qllama->register_module("model", QLlamaModel(c.qllama, c.vision.hidden_size, init));
+    clip_projector2 = register_module(
+        "clip_projector2", AttentionPooling(c.qllama.hidden_size, c.attn_pool_num_heads, c.clip_embed_dim, init));
+  }
+}
+
+void InternVLClipImpl::adopt_vision(const InternVLClipImpl& donor) {
+  vision_model = register_module("vision_model", donor.vision_model);
+  clip_projector = register_module("clip_projector", donor.clip_projector);
+}
+
+void InternVLClipImpl::adopt_text(const InternVLClipImpl& donor) {
+  qllama = register_module("qllama", donor.qllama);
+  qllama_model = donor.qllama_model;
+  clip_projector2 = register_module("clip_projector2", donor.clip_projector2);
 }
 
 at::Tensor InternVLClipImpl::query_hidden_state(const at::Tensor& vision) const {

@@ -31,7 +31,13 @@ enum class ClipMode { kC, kG };
 
 class InternVLClipImpl : public torch::nn::Module {
  public:
-  InternVLClipImpl(const io::InternVLConfig& config, const nn::ParamInit& init);
+  // Builds the vision part (vision_model, clip_projector) and/or the text part (qllama,
+  // clip_projector2); query_tokens, text_projection and logit_scale always. The other part can be
+  // taken later from a loaded donor built with it (Model::load reads parts on first use).
+  InternVLClipImpl(const io::InternVLConfig& config, const nn::ParamInit& init, bool with_vision = true,
+                   bool with_text = true);
+  void adopt_vision(const InternVLClipImpl& donor);
+  void adopt_text(const InternVLClipImpl& donor);
 
   // Official encode_image (unnormalised): C = clip_projector(vision); G = C/|C| + g/|g| with
   // g = clip_projector2(QLLaMA(queries, vision)). pixel_values [B, 3, S, S] -> [B, E].
