@@ -128,7 +128,8 @@ at::Tensor Model::Impl::encode_images(const std::vector<Image>& images, const Em
   INTERNVL_CHECK(options.preprocess_threads >= 0, InvalidArgument, "EmbedOptions.preprocess_threads must be >= 0, got ",
                  options.preprocess_threads);
   const auto mode = options.mode == EmbedMode::kG ? models::ClipMode::kG : models::ClipMode::kC;
-  ensure(mode == models::ClipMode::kG ? ModelParts::kVision | ModelParts::kText : ModelParts::kVision);
+  // No images, nothing to read: an empty call on a text-only load stays text-only.
+  if (!images.empty()) ensure(mode == models::ClipMode::kG ? ModelParts::kVision | ModelParts::kText : ModelParts::kVision);
   const size_t batch = static_cast<size_t>(options.batch_size);
   const size_t batches = (images.size() + batch - 1) / batch;
   // [images in batch b, 3, S, S]: decoding and resizing are deterministic, so where it runs
@@ -181,7 +182,7 @@ at::Tensor Model::Impl::encode_texts(const std::vector<std::string>& texts, cons
   const auto& tok = require_tokenizer("embed_text");
   check_batch_size(options.batch_size);
   INTERNVL_CHECK(!options.on_batch, InvalidArgument, "EmbedOptions.on_batch is for embed_image only");
-  ensure(ModelParts::kText);
+  if (!texts.empty()) ensure(ModelParts::kText);
   at::NoGradGuard no_grad;
   std::vector<at::Tensor> out;
   for (size_t start = 0; start < texts.size(); start += options.batch_size) {

@@ -68,7 +68,10 @@ int run(int argc, char** argv) {
 
   const bool tty_in = ::isatty(STDIN_FILENO) == 1;
   if (::isatty(STDERR_FILENO) == 1) std::fprintf(stderr, "loading %s ...\n", options.model_dir.c_str());
-  const auto model = internvl::Model::load(options.model_dir, options.load);
+  auto load = options.load;
+  // A one-shot question without images never needs the vision tower.
+  if (one_shot && options.images.empty() && options.batch_input.empty()) load.parts = internvl::ModelParts::kLanguageModel;
+  const auto model = internvl::Model::load(options.model_dir, load);
   const std::string& template_name = model.chat_template();  // UnsupportedError for non-chat checkpoints
   if (!options.batch_input.empty()) return chat_tool::run_batch(model, options);
 

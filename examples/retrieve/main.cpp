@@ -80,11 +80,22 @@ void check_output_path(const std::string& option, const std::string& path) {
   if (fs::is_directory(target, ec)) throw ToolError(option + " " + path + " is a folder");
 }
 
-internvl::Model load_model(const Args& args) {
+// The parts of the checkpoint that embedding images in `mode` and/or texts needs: a text search
+// never reads the vision tower (InternVL-G images need QLLaMA too).
+internvl::ModelParts parts_for(bool images, bool texts, internvl::EmbedMode mode) {
+  auto parts = internvl::ModelParts::kNone;
+  if (images) parts = parts | internvl::ModelParts::kVision;
+  if (texts || (images && mode == internvl::EmbedMode::kG)) parts = parts | internvl::ModelParts::kText;
+  return parts;
+}
+
+internvl::Model load_model(const Args& args, internvl::ModelParts parts) {
   const auto start = std::chrono::steady_clock::now();
   info("loading " + args.model_dir + " (" + internvl::to_string(args.load.device) + ", " +
        internvl::to_string(args.load.dtype) + ") ...");
-  auto model = internvl::Model::load(args.model_dir, args.load);
+  auto load = args.load;
+  load.parts = parts;
+  auto model = internvl::Model::load(args.model_dir, load);
   info("loaded " + model.info().architecture + " in " + fixed(seconds_since(start), 2) + " s");
   return model;
 }
@@ -240,7 +251,8 @@ int run_index(const Args& args) {
   int64_t ignored = 0;
   const auto files = collect_images(args.images, /*absolute=*/true, &ignored);
 
-  const auto model = load_model(args);
+  const auto model =
+      load_model(args, parts_for(true, false, index ? index->mode() : args.mode.value_or(internvl::EmbedMode::kC)));
   if (index) {
     if (index->model_id() != model.model_id()) {
       throw ToolError("index " + args.index_path + " holds embeddings of model '" + index->model_id() + "', but " +
@@ -408,7 +420,9 @@ int run_search(const Args& args) {
     throw ToolError("index " + args.index_path + " holds " + mode_name(index.mode()) + " embeddings, not " +
                     mode_name(*args.mode) + " (leave --mode out to use the index's)");
   }
-  const auto model = load_model(args);
+  bool image_queries = false, text_queries = false;
+  for (const auto& query : args.queries) (query.is_image ? image_queries : text_queries) = true;
+  const auto model = load_model(args, parts_for(image_queries, text_queries, index.mode()));
   if (index.model_id() != model.model_id()) {
     throw ToolError("index " + args.index_path + " holds embeddings of model '" + index.model_id() + "', but " +
                     args.model_dir + " is '" + model.model_id() + "'");
@@ -512,7 +526,7 @@ int run_classify(const Args& args) {
   const auto files = collect_images(args.images, /*absolute=*/false, &ignored);
   if (files.empty()) warn("no images found");
 
-  const auto model = load_model(args);
+  const auto model = load_model(args, parts_for(true, true, args.mode.value_or(internvl::EmbedMode::kC)));
   const internvl::EmbedMode mode = args.mode.value_or(internvl::EmbedMode::kC);
   const auto options = embed_options(args, mode);
   info("encoding " + std::to_string(labels.size()) + " class(es) x " + std::to_string(templates.size()) +
@@ -615,7 +629,8 @@ int run_embed(const Args& args) {
   const bool have_images = !args.images.empty();
   const bool have_texts = !args.texts.empty();
 
-  const auto model = load_model(args);
+  const auto model =
+      load_model(args, parts_for(have_images, have_texts, args.mode.value_or(internvl::EmbedMode::kC)));
   const internvl::EmbedMode mode = args.mode.value_or(internvl::EmbedMode::kC);
   const auto options = embed_options(args, mode);
 

@@ -135,10 +135,12 @@ int run(int argc, char** argv) {
     return 0;
   }
   const auto start = std::chrono::steady_clock::now();
-  const auto model = internvl::Model::load(args.model_dir, args.options);
+  auto load = args.options;
+  load.parts = internvl::ModelParts::kVision;  // the language model / QLLaMA stays on disk
+  const auto model = internvl::Model::load(args.model_dir, load);
   const auto& info = model.info();
   const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::printf("model %s: %s + %s, InternViT %d layers x %d (%s), %d px tiles, %zu parameters loaded in %.2f s\n",
+  std::printf("model %s: %s + %s, InternViT %d layers x %d (%s), %d px tiles, %zu parameters, vision part read in %.2f s\n",
               info.path.c_str(), info.architecture.c_str(), info.language_model.c_str(), info.vision_layers,
               info.vision_hidden_size, info.vision_norm.c_str(), info.image_size, info.num_parameters, load_s);
   if (!info.unused_weights.empty()) {
