@@ -62,8 +62,10 @@ int run(int argc, char** argv) {
       return 1;
     }
   }
+  // A bad --image fails before the model loads, as the REPL's /image does when given.
   for (const auto& image : options.images) {
-    if (!std::ifstream(image, std::ios::binary).good()) throw internvl::ImageError("cannot read image " + image);
+    const auto checked = internvl::inspect_image(internvl::Image::from_file(image), options.load.max_image_pixels);
+    if (!checked.ok()) throw internvl::ImageError(checked.problem);
   }
 
   const bool tty_in = ::isatty(STDIN_FILENO) == 1;

@@ -414,8 +414,8 @@ TEST_P(ChatTool, ImageCommand) {
   ::unlink(dump.c_str());
 }
 
-// A turn that fails (an undecodable image) prints "error: ..." and the conversation goes on
-// without that image.
+// An undecodable image prints "error: ..." (at /image, see chat_repl_test) and the conversation
+// goes on without it.
 TEST_P(ChatTool, FailedTurnKeepsTheConversationGoing) {
   const json* text_only = find_conversation([](const json& c) { return !has_history(c) && !has_image(c); });
   if (text_only == nullptr) GTEST_SKIP() << fixture_ << " has no text-only conversation";
