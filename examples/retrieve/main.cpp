@@ -24,6 +24,7 @@
 #include "cli.h"
 #include "html.h"
 #include "internvl/internvl.h"
+#include "prune.h"
 #include "safetensors_out.h"
 #include "util.h"
 
@@ -225,6 +226,7 @@ internvl::IndexOptions index_options_for(const std::string& backend, int64_t row
 
 int run_index(const Args& args) {
   check_output_path("--index", args.index_path);
+  if (args.images.empty()) return run_prune_only(args);  // cli allows no PATH only with --prune
   const auto start = std::chrono::steady_clock::now();
 
   std::optional<internvl::Index> index;
@@ -264,17 +266,7 @@ int run_index(const Args& args) {
   // --prune: entries below the given folders (or equal to given files) whose file is gone.
   int64_t removed = 0;
   if (args.prune) {
-    std::vector<std::string> roots;
-    for (const auto& input : args.images) roots.push_back(absolute_path(input));
-    std::vector<std::string> gone;
-    for (const auto& id : index->ids()) {
-      const bool below = std::any_of(roots.begin(), roots.end(), [&](const std::string& root) {
-        return id == root || (id.size() > root.size() && id.compare(0, root.size(), root) == 0 &&
-                              (root.back() == '/' || id[root.size()] == '/'));
-      });
-      std::error_code exists_ec;
-      if (below && !fs::exists(id, exists_ec)) gone.push_back(id);
-    }
+    const auto gone = entries_gone(index->ids(), args.images);
     if (!gone.empty()) removed = index->remove(gone);
   }
 
