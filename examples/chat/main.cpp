@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 
+#include "../common/user_terms.h"
 #include "batch.h"
 #include "cli.h"
 #include "dump.h"
@@ -71,7 +72,13 @@ int run(int argc, char** argv) {
   const bool tty_in = ::isatty(STDIN_FILENO) == 1;
   if (::isatty(STDERR_FILENO) == 1) std::fprintf(stderr, "loading %s ...\n", options.model_dir.c_str());
   const auto model = internvl::Model::load(options.model_dir, options.load);
-  const std::string& template_name = model.chat_template();  // UnsupportedError for non-chat checkpoints
+  std::string template_name;
+  try {
+    template_name = model.chat_template();
+  } catch (const internvl::UnsupportedError&) {  // its message names the API call, not the flag
+    throw internvl::UnsupportedError("--model " + options.model_dir + " is an " + model.info().architecture +
+                                     " checkpoint (retrieval); internvl-chat needs an InternVL-Chat one");
+  }
   if (!options.batch_input.empty()) return chat_tool::run_batch(model, options);
 
   if (one_shot) {
@@ -106,7 +113,7 @@ int main(int argc, char** argv) {
     return run(argc, argv);
   } catch (const internvl::Error& e) {
     std::fflush(stdout);
-    std::fprintf(stderr, "error: %s\n", e.what());
+    std::fprintf(stderr, "error: %s\n", tool_common::in_user_terms(e.what()).c_str());
     return 1;
   } catch (const std::exception& e) {
     std::fflush(stdout);

@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "../common/user_terms.h"
 #include "cli.h"
 #include "html.h"
 #include "internvl/internvl.h"
@@ -776,7 +777,7 @@ int main(int argc, char** argv) {
   try {
     return dispatch(args);
   } catch (const internvl::Error& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
+    std::fprintf(stderr, "error: %s\n", tool_common::in_user_terms(e.what()).c_str());
   } catch (const ToolError& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
   } catch (const std::exception& e) {  // e.g. out of memory; LibTorch messages carry a backtrace
