@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,9 @@ struct ToolCase {
   const char* architecture;  // the checkpoints it runs
   std::vector<std::string> args;  // after -m DIR
 };
+
+// gtest prints the tool's name, not the struct's bytes.
+void PrintTo(const ToolCase& tool, std::ostream* out) { *out << tool.name; }
 
 std::vector<ToolCase> tool_cases() {
   return {{"chat", "INTERNVL_CHAT_TOOL", "examples/chat/internvl-chat", "InternVLChatModel", {"-p", "hi"}},
