@@ -14,6 +14,7 @@
 #include "io/state_dict.h"
 #include "models/internvl_chat.h"
 #include "models/internvl_clip.h"
+#include "preprocess/image.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 
@@ -97,11 +98,17 @@ CheckpointReport inspect_checkpoint(const std::string& model_argument) {
     return report;
   }
   report.path = directory;
+  report.found = true;
   const std::string config_path = (fs::path(directory) / "config.json").string();
 
   std::optional<io::Checkpoint> checkpoint;
   try {
-    checkpoint.emplace(directory);
+    // A missing shard is reported by name; the shards present are still counted and checked.
+    checkpoint.emplace(directory, &report.missing_shards);
+    for (const auto& shard : report.missing_shards) {
+      report.problems.push_back("shard " + shard + " is missing: " + (fs::path(directory) / shard).string() +
+                                " is named in model.safetensors.index.json but not there");
+    }
     for (const auto& name : checkpoint->names()) {
       const auto& view = checkpoint->tensor(name);
       report.checkpoint_tensors += 1;
@@ -162,6 +169,33 @@ CheckpointReport inspect_checkpoint(const std::string& model_argument) {
     // Both families tokenize text (retrieval captions, chat prompts).
     report.problems.push_back("no tokenizer in '" + directory +
                               "' (tokenizer.model, vocab.json + merges.txt, or tokenizer.json)");
+  }
+  return report;
+}
+
+ImageReport inspect_image(const Image& image, int64_t max_image_pixels) {
+  ImageReport report;
+  report.name = image.name();
+  try {
+    preprocess::RgbImage rgb;
+    switch (image.kind()) {
+      case Image::Kind::kBytes:
+        rgb = preprocess::decode_bytes(image.data().data(), image.data().size(), image.name(), max_image_pixels);
+        break;
+      case Image::Kind::kRgb:
+        if (max_image_pixels > 0 && int64_t{image.width()} * image.height() > max_image_pixels) {
+          throw ImageError(image.name() + ": image too large (at most " + std::to_string(max_image_pixels) +
+                           " pixels allowed)");
+        }
+        rgb.width = image.width();
+        rgb.height = image.height();
+        break;
+      case Image::Kind::kFile: rgb = preprocess::decode_file(image.name(), max_image_pixels); break;
+    }
+    report.width = rgb.width;
+    report.height = rgb.height;
+  } catch (const std::exception& e) {  // ImageError; bad_alloc for a huge image with the limit lifted
+    report.problem = e.what();
   }
   return report;
 }

@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 
+#include "../common/user_terms.h"
 #include "batch.h"
 #include "cli.h"
 #include "dump.h"
@@ -62,8 +63,10 @@ int run(int argc, char** argv) {
       return 1;
     }
   }
+  // A bad --image fails before the model loads, as the REPL's /image does when given.
   for (const auto& image : options.images) {
-    if (!std::ifstream(image, std::ios::binary).good()) throw internvl::ImageError("cannot read image " + image);
+    const auto checked = internvl::inspect_image(internvl::Image::from_file(image), options.load.max_image_pixels);
+    if (!checked.ok()) throw internvl::ImageError(checked.problem);
   }
 
   const bool tty_in = ::isatty(STDIN_FILENO) == 1;
@@ -72,7 +75,13 @@ int run(int argc, char** argv) {
   // A one-shot question without images never needs the vision tower.
   if (one_shot && options.images.empty() && options.batch_input.empty()) load.parts = internvl::ModelParts::kLanguageModel;
   const auto model = internvl::Model::load(options.model_dir, load);
-  const std::string& template_name = model.chat_template();  // UnsupportedError for non-chat checkpoints
+  std::string template_name;
+  try {
+    template_name = model.chat_template();
+  } catch (const internvl::UnsupportedError&) {  // its message names the API call, not the flag
+    throw internvl::UnsupportedError("--model " + options.model_dir + " is an " + model.info().architecture +
+                                     " checkpoint (retrieval); internvl-chat needs an InternVL-Chat one");
+  }
   if (!options.batch_input.empty()) return chat_tool::run_batch(model, options);
 
   if (one_shot) {
@@ -107,7 +116,7 @@ int main(int argc, char** argv) {
     return run(argc, argv);
   } catch (const internvl::Error& e) {
     std::fflush(stdout);
-    std::fprintf(stderr, "error: %s\n", e.what());
+    std::fprintf(stderr, "error: %s\n", tool_common::in_user_terms(e.what()).c_str());
     return 1;
   } catch (const std::exception& e) {
     std::fflush(stdout);

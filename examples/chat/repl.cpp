@@ -311,8 +311,11 @@ int run_repl(const internvl::Model& model, const Options& options, LineReader& i
         const std::string path = expand_home(unquote(argument));
         if (path.empty()) {
           error("/image needs a path");
-        } else if (!std::ifstream(path, std::ios::binary).good()) {
-          error("cannot read image " + path);
+        } else if (const auto checked = internvl::inspect_image(internvl::Image::from_file(path),
+                                                                  model.options().max_image_pixels);
+                   !checked.ok()) {
+          // Decoded now, so a bad file is reported here rather than at the next question.
+          error(checked.problem + " (image not added)");  // the library's message starts with the path
         } else {
           conversation.add_image(path);
           note("(image " + std::to_string(conversation.images()) + " added: " + path +

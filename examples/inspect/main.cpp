@@ -68,6 +68,7 @@ nlohmann::ordered_json report_json(const internvl::CheckpointReport& report) {
                       {"device_bytes", m.device_bytes}});
   }
   return {{"path", report.path},
+          {"found", report.found},
           {"architecture", report.architecture},
           {"language_model", report.language_model},
           {"chat_template", report.chat_template},
@@ -79,6 +80,7 @@ nlohmann::ordered_json report_json(const internvl::CheckpointReport& report) {
           {"checkpoint_elements", report.checkpoint_elements},
           {"checkpoint_bytes", report.checkpoint_bytes},
           {"checkpoint_dtypes", report.checkpoint_dtypes},
+          {"missing_shards", report.missing_shards},
           {"missing", report.missing},
           {"mismatched", report.mismatched},
           {"unexpected", report.unexpected},
@@ -131,6 +133,11 @@ int main(int argc, char** argv) {
     std::printf("%s\n", report_json(report).dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace).c_str());
     return report.ok() ? 0 : 1;
   }
+  // No folder: a report of empty rows would only hide the one thing that went wrong.
+  if (!report.found) {
+    for (const auto& problem : report.problems) std::fprintf(stderr, "internvl-inspect: error: %s\n", problem.c_str());
+    return 1;
+  }
   std::printf("folder        %s\n", report.path.c_str());
   std::printf("architecture  %s\n", report.architecture.empty() ? "?" : report.architecture.c_str());
   std::printf("language      %s\n", report.language_model.empty() ? "?" : report.language_model.c_str());
@@ -158,6 +165,7 @@ int main(int argc, char** argv) {
                   m.device == internvl::Device::kCUDA ? human_bytes(m.device_bytes).c_str() : "-");
     }
   }
+  print_list("missing shard files", report.missing_shards, true);
   print_list("missing tensors", report.missing, all);
   print_list("mismatched tensors", report.mismatched, all);
   print_list("unexpected tensors (not used by this library)", report.unexpected, all);

@@ -142,11 +142,13 @@ void apply_flag(Args& args, const std::string& name) {
 }
 
 void check_required(const Args& args) {
-  if (args.model_dir.empty()) throw UsageError("--model DIR is required");
+  const bool prune_only = args.command == Command::kIndex && args.prune && args.images.empty();  // loads no model
+  if (args.model_dir.empty() && !prune_only) throw UsageError("--model DIR is required");
   switch (args.command) {
     case Command::kIndex:
       if (args.index_path.empty()) throw UsageError("index needs --index FILE");
-      if (args.images.empty()) throw UsageError("index needs at least one folder or image to add");
+      if (args.images.empty() && !args.prune)
+        throw UsageError("index needs at least one folder or image to add (or --prune alone to drop deleted files)");
       break;
     case Command::kSearch:
       if (args.index_path.empty()) throw UsageError("search needs --index FILE");
@@ -319,7 +321,8 @@ std::string usage(Command command) {
                  "  --images PATH...     more folders or images (same as positional PATHs)\n"
                  "  --save-every N       save the index every N batches (default 10; 0: only at the end)\n"
                  "  --overwrite          start a new index even if FILE exists (e.g. of another model or mode)\n"
-                 "  --prune              remove entries below the given folders whose files no longer exist\n"
+                 "  --prune              remove entries below the given folders whose files no longer exist;\n"
+                 "                       with no PATH: every such entry, nothing added, no model loaded\n"
                  "  --backend B          for a new index: flat (exact, default), or, in builds with FAISS,\n"
                  "                       ivf (IVF-Flat: cells learnt from the images of the first run) or\n"
                  "                       hnsw (a graph); both approximate\n") +

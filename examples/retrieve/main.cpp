@@ -21,9 +21,11 @@
 #include <string>
 #include <vector>
 
+#include "../common/user_terms.h"
 #include "cli.h"
 #include "html.h"
 #include "internvl/internvl.h"
+#include "prune.h"
 #include "safetensors_out.h"
 #include "util.h"
 
@@ -236,6 +238,7 @@ internvl::IndexOptions index_options_for(const std::string& backend, int64_t row
 
 int run_index(const Args& args) {
   check_output_path("--index", args.index_path);
+  if (args.images.empty()) return run_prune_only(args);  // cli allows no PATH only with --prune
   const auto start = std::chrono::steady_clock::now();
 
   std::optional<internvl::Index> index;
@@ -276,17 +279,7 @@ int run_index(const Args& args) {
   // --prune: entries below the given folders (or equal to given files) whose file is gone.
   int64_t removed = 0;
   if (args.prune) {
-    std::vector<std::string> roots;
-    for (const auto& input : args.images) roots.push_back(absolute_path(input));
-    std::vector<std::string> gone;
-    for (const auto& id : index->ids()) {
-      const bool below = std::any_of(roots.begin(), roots.end(), [&](const std::string& root) {
-        return id == root || (id.size() > root.size() && id.compare(0, root.size(), root) == 0 &&
-                              (root.back() == '/' || id[root.size()] == '/'));
-      });
-      std::error_code exists_ec;
-      if (below && !fs::exists(id, exists_ec)) gone.push_back(id);
-    }
+    const auto gone = entries_gone(index->ids(), args.images);
     if (!gone.empty()) removed = index->remove(gone);
   }
 
@@ -799,7 +792,7 @@ int main(int argc, char** argv) {
   try {
     return dispatch(args);
   } catch (const internvl::Error& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
+    std::fprintf(stderr, "error: %s\n", tool_common::in_user_terms(e.what()).c_str());
   } catch (const ToolError& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
   } catch (const std::exception& e) {  // e.g. out of memory; LibTorch messages carry a backtrace

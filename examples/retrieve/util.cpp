@@ -88,16 +88,46 @@ std::vector<std::string> collect_images(const std::vector<std::string>& inputs, 
       files.push_back(input);
     }
   }
-  if (absolute) {
-    std::set<std::string> seen;
-    std::vector<std::string> unique;
-    for (const auto& file : files) {
-      auto path = absolute_path(file);
-      if (seen.insert(path).second) unique.push_back(std::move(path));
-    }
-    files = std::move(unique);
-  }
+  if (absolute) files = drop_duplicate_files(files);
   return files;
+}
+
+std::vector<std::string> drop_duplicate_files(const std::vector<std::string>& files, int64_t* duplicates) {
+  std::set<std::string> seen;  // canonical paths: a link and its target are one file
+  std::vector<std::string> unique;
+  int64_t dropped = 0;
+  std::string first_dropped;
+  for (const auto& file : files) {
+    auto path = absolute_path(file);
+    std::error_code ec;
+    const fs::path canonical = fs::weakly_canonical(path, ec);
+    if (seen.insert(ec ? path : canonical.string()).second) {
+      unique.push_back(std::move(path));
+    } else if (dropped++ == 0) {
+      first_dropped = file;
+    }
+  }
+  if (duplicates != nullptr) *duplicates = dropped;
+  if (dropped > 0) {
+    info("skipped " + std::to_string(dropped) + " duplicate(s): file(s) already listed under another path or link (" +
+         std::string(dropped > 1 ? "first: " : "") + retrieve::quoted(first_dropped) + ")");
+  }
+  return unique;
+}
+
+std::vector<std::string> entries_gone(const std::vector<std::string>& ids, const std::vector<std::string>& inputs) {
+  std::vector<std::string> roots;
+  for (const auto& input : inputs) roots.push_back(absolute_path(input));
+  std::vector<std::string> gone;
+  for (const auto& id : ids) {
+    const bool below = roots.empty() || std::any_of(roots.begin(), roots.end(), [&](const std::string& root) {
+                         return id == root || (id.size() > root.size() && id.compare(0, root.size(), root) == 0 &&
+                                               (root.back() == '/' || id[root.size()] == '/'));
+                       });
+    std::error_code ec;
+    if (below && !fs::exists(id, ec)) gone.push_back(id);
+  }
+  return gone;
 }
 
 std::vector<std::string> read_lines(const std::string& path) {

@@ -17,9 +17,19 @@ bool has_image_extension(const std::string& path);
 // The files to read for `inputs`: a folder contributes every non-hidden file with an image
 // extension below it (recursively, sorted, reported as folder/relative/path); a file is taken as
 // given, whatever its extension. `absolute` makes every path absolute and lexically normal, and
-// drops duplicates. A missing input throws ToolError. `ignored` counts files in the folders that
-// were passed over (other extensions).
+// drops duplicates (drop_duplicate_files). A missing input throws ToolError. `ignored` counts
+// files in the folders that were passed over (other extensions).
 std::vector<std::string> collect_images(const std::vector<std::string>& inputs, bool absolute, int64_t* ignored);
+
+// `files` made absolute and lexically normal, each file once: two paths are the same file when
+// their canonical forms agree (a.jpg and ./a.jpg, a link and its target, a file reached through
+// a linked folder); the first spelling is kept. Says how many were dropped (info) and counts them
+// in `*duplicates`.
+std::vector<std::string> drop_duplicate_files(const std::vector<std::string>& files, int64_t* duplicates = nullptr);
+
+// The index ids (absolute paths) that --prune drops: those whose file no longer exists, below
+// one of `inputs` (folders, or files equal to the id) or, when `inputs` is empty, anywhere.
+std::vector<std::string> entries_gone(const std::vector<std::string>& ids, const std::vector<std::string>& inputs);
 
 // Absolute, lexically normal form of `path` (no file system access beyond the current directory).
 std::string absolute_path(const std::string& path);

@@ -10,6 +10,9 @@
 #include <string>
 #include <thread>
 
+#include <vector>
+
+#include "../common/suggest.h"
 #include "internvl/version.h"
 #include "server.h"
 
@@ -74,6 +77,13 @@ struct Command {
   bool version = false;
 };
 
+// Every long flag, for "did you mean" on a typo.
+const std::vector<std::string> kFlags = {
+    "--help", "--version", "--model", "--name", "--host", "--port", "--api-key", "--index", "--parallel",
+    "--max-queue", "--http-threads", "--max-body-bytes", "--max-images", "--max-tokens", "--allow-file-root",
+    "--allow-remote-images", "--remote-image-max-bytes", "--remote-image-timeout", "--remote-image-max-redirects",
+    "--shutdown-grace-ms", "--threads", "--device", "--dtype"};
+
 Command parse_command_line(int argc, char** argv) {
   Command command;
   auto& o = command.options;
@@ -118,7 +128,7 @@ Command parse_command_line(int argc, char** argv) {
         throw UsageError(std::string("--dtype: ") + e.what());
       }
     } else {
-      throw UsageError("unknown option '" + flag + "' (see --help)");
+      throw UsageError("unknown option '" + flag + "'" + tool_common::did_you_mean(flag, kFlags) + "; see --help");
     }
   }
   if (!command.help && !command.version && o.model_path.empty()) throw UsageError("-m/--model is required");

@@ -1,5 +1,7 @@
 #include "server.h"
 
+#include "../common/user_terms.h"
+
 #include <httplib.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -903,9 +905,9 @@ int Server::run(const std::function<void(int port)>& on_listening) {
       s.ready = true;
       std::cerr << "internvl-server: loaded " << s.options.model_path << " as '" << s.name << "'\n";
     } catch (const std::exception& e) {
-      s.load_error = e.what();
+      s.load_error = tool_common::in_user_terms(e.what());
       s.load_failed = true;
-      std::cerr << "internvl-server: " << e.what() << "\n";
+      std::cerr << "internvl-server: " << s.load_error << "\n";
       // stop() is a no-op until listen has started: wait for it (bounded) so a fast failure
       // cannot leave the server listening forever.
       for (int i = 0; i < 500 && !s.http.is_running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "../common/suggest.h"
+#include "../common/user_terms.h"
 #include "internvl/internvl.h"
 #include "internvl/torch.h"
 
@@ -174,7 +175,7 @@ int main(int argc, char** argv) {
   try {
     return run(argc, argv);
   } catch (const internvl::Error& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
+    std::fprintf(stderr, "error: %s\n", tool_common::in_user_terms(e.what()).c_str());
     return 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "internvl/options.h"
+#include "internvl/types.h"
 
 namespace internvl {
 
@@ -25,6 +26,7 @@ struct MemoryEstimate {
 /// Model::chat fail; ok() is true when it is empty.
 struct CheckpointReport {
   std::string path;            ///< the folder inspected
+  bool found = false;          ///< the folder (or id) exists; when false nothing else was read
   std::string architecture;    ///< config.json architectures[0]
   std::string language_model;  ///< QLLaMA / chat LLM architecture
   std::string chat_template;   ///< config.json `template` (chat models)
@@ -38,6 +40,9 @@ struct CheckpointReport {
   uint64_t checkpoint_bytes = 0;     ///< their bytes on disk
   std::map<std::string, uint64_t> checkpoint_dtypes;  ///< "BF16" -> tensor count
 
+  /// Shard files model.safetensors.index.json names that are not in the folder; the counts above
+  /// are then those of the shards present, and their tensors are in `missing`.
+  std::vector<std::string> missing_shards;
   std::vector<std::string> missing;     ///< keys the model needs that no file holds
   std::vector<std::string> mismatched;  ///< "key: checkpoint [..] vs module [..]"
   std::vector<std::string> unexpected;  ///< keys nothing consumes (e.g. unimplemented heads)
@@ -52,5 +57,20 @@ struct CheckpointReport {
 /// folder: every failure becomes an entry of `problems`. `model` is a folder or a Hugging Face id
 /// in the local cache, as for Model::load; `path` of the report is the folder read.
 CheckpointReport inspect_checkpoint(const std::string& model);
+
+/// What inspect_image found.
+struct ImageReport {
+  std::string name;     ///< the image's name (the path of a file)
+  int width = 0;        ///< decoded size in pixels (0 when it cannot be decoded)
+  int height = 0;       ///< decoded size in pixels (0 when it cannot be decoded)
+  std::string problem;  ///< why a model would refuse the image (the ImageError text); empty when usable
+
+  bool ok() const { return problem.empty(); }  ///< the image can be used
+};
+
+/// Decodes `image` as the models do (same decoder, same pixel limit: pass the model's
+/// LoadOptions::max_image_pixels; <= 0 lifts it), to check an image when a user names it rather
+/// than when it is first used. Never throws for a bad image: the reason is `problem`.
+ImageReport inspect_image(const Image& image, int64_t max_image_pixels = int64_t{2} * 89478485);
 
 }  ///< namespace internvl

@@ -313,7 +313,9 @@ nlohmann::json read_index(const std::string& index_path) {
 
 }  // namespace
 
-Checkpoint::Checkpoint(const std::string& path) : path_(path) {
+Checkpoint::Checkpoint(const std::string& path) : Checkpoint(path, nullptr) {}
+
+Checkpoint::Checkpoint(const std::string& path, std::vector<std::string>* missing_shards) : path_(path) {
   const PathKind kind = path_kind(path);
   if (kind == PathKind::kMissing) INTERNVL_THROW(CheckpointError, "checkpoint path does not exist: ", path);
 
@@ -355,6 +357,10 @@ Checkpoint::Checkpoint(const std::string& path) : path_(path) {
       shards.emplace(shard, nullptr);
     }
     for (auto& [shard, file_ptr] : shards) {
+      if (missing_shards != nullptr && path_kind(join(path, shard)) == PathKind::kMissing) {
+        missing_shards->push_back(shard);
+        continue;
+      }
       std::unique_ptr<SafetensorsFile> file;
       try {
         file = std::make_unique<SafetensorsFile>(join(path, shard));
@@ -368,6 +374,7 @@ Checkpoint::Checkpoint(const std::string& path) : path_(path) {
     // the index remain reachable (they are in owner_ already).
     for (auto it = wm->begin(); it != wm->end(); ++it) {
       const auto* shard = shards.at(it.value().get<std::string>());
+      if (shard == nullptr) continue;  // a missing shard the caller asked to be told about
       INTERNVL_CHECK(shard->contains(it.key()), CheckpointError, "shard index ", index_str, ": tensor '", it.key(),
                      "' is not in its shard ", shard->path());
     }

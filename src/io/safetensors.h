@@ -56,6 +56,9 @@ class SafetensorsFile {
 class Checkpoint {
  public:
   explicit Checkpoint(const std::string& path);
+  // As above, except that shard files the index names but the folder lacks are listed in
+  // `*missing_shards` (name order) instead of failing: inspect_checkpoint reports the rest.
+  Checkpoint(const std::string& path, std::vector<std::string>* missing_shards);
 
   bool contains(const std::string& name) const;
   const TensorView& tensor(const std::string& name) const;  // throws CheckpointError naming the key

@@ -432,6 +432,47 @@ TEST_P(ChatRepl, BadLoadNamesTheFileAndTheConversationGoesOn) {
   for (const auto& path : {garbage, foreign, dump, straight}) ::unlink(path.c_str());
 }
 
+// /image of a file that is missing, a folder, empty or not an image is an error naming it when
+// given; the image is not attached (the question's prompt is that of no image) and the REPL goes
+// on. A good image is still accepted.
+TEST_P(ChatRepl, BadImageIsRefusedWhenGiven) {
+  const std::string question = ascii_question();
+  const std::string missing = temp_path("missing.jpg"), empty = temp_path("empty.png"), text = temp_path("text.jpg");
+  ASSERT_TRUE(internvl::testing::write_file(empty, ""));
+  ASSERT_TRUE(internvl::testing::write_file(text, "this is not an image\n"));
+  const std::string folder = home_;  // a folder, not an image file
+  const std::string dump = temp_path("badimage.safetensors"), straight = temp_path("badimage_straight.safetensors");
+  std::string input;
+  for (const auto& path : {missing, folder, empty, text}) input += "/image " + path + "\n";
+  ToolRun run = run_tool(args(dump), input + question + "\n");
+  ASSERT_EQ(run.status, 0) << describe(run);
+  for (const auto& path : {missing, folder, empty, text}) {
+    EXPECT_TRUE(contains(run.err, "error: " + path)) << path << "\n" << describe(run);
+  }
+  EXPECT_FALSE(contains(run.err, "added:")) << describe(run);
+  EXPECT_TRUE(contains(run.err, kSpeedLine)) << "the question after the bad images is answered\n" << describe(run);
+  run = run_tool(args(straight), question + "\n");
+  ASSERT_EQ(run.status, 0) << describe(run);
+  EXPECT_EQ(dump_ids(dump, "input_ids"), dump_ids(straight, "input_ids"));
+
+  // A good image: the first one the reference conversations use.
+  std::string image;
+  for (const auto& conv : internvl::testing::fixture_reference(fixture_).at("inputs").at("conversations")) {
+    const auto files = internvl::testing::conversation_images(conv);
+    if (image.empty() && !files.empty()) image = internvl::testing::images_dir() + "/" + files.front();
+  }
+  if (!image.empty()) {
+    run = run_tool(args(""), "/image " + missing + "\n/image " + image + "\n");
+    ASSERT_EQ(run.status, 0) << describe(run);
+    EXPECT_TRUE(contains(run.err, "(image 1 added: " + image)) << describe(run);
+  }
+  // --image is checked the same way, before the model is loaded: status 1, the file named.
+  run = run_tool({"-m", model_dir_, "--image", text, "-p", question});
+  EXPECT_EQ(run.status, 1) << describe(run);
+  EXPECT_TRUE(contains(run.err, "error: " + text)) << describe(run);
+  for (const auto& path : {empty, text, dump, straight}) ::unlink(path.c_str());
+}
+
 // /stop TEXT ends later answers before TEXT, like --stop; /stop clear forgets the stop strings
 // (/reset keeps them: they are settings, not conversation).
 TEST_P(ChatRepl, StopCommand) {

@@ -414,8 +414,8 @@ TEST_P(ChatTool, ImageCommand) {
   ::unlink(dump.c_str());
 }
 
-// A turn that fails (an undecodable image) prints "error: ..." and the conversation goes on
-// without that image.
+// An undecodable image prints "error: ..." (at /image, see chat_repl_test) and the conversation
+// goes on without it.
 TEST_P(ChatTool, FailedTurnKeepsTheConversationGoing) {
   const json* text_only = find_conversation([](const json& c) { return !has_history(c) && !has_image(c); });
   if (text_only == nullptr) GTEST_SKIP() << fixture_ << " has no text-only conversation";
@@ -423,7 +423,7 @@ TEST_P(ChatTool, FailedTurnKeepsTheConversationGoing) {
   write_file(bad, "this is not an image");
   const std::string dump = temp_path("failed.safetensors");
   const std::string question = repl_line(text_only->at("question").get<std::string>());
-  const ToolRun run = run_tool(base_args(dump), "/image " + bad + "\n" + question + question);
+  const ToolRun run = run_tool(base_args(dump), "/image " + bad + "\n" + question);
   ASSERT_EQ(run.status, 0) << describe(run);
   EXPECT_TRUE(contains(run.err, "error:")) << describe(run);
   EXPECT_TRUE(contains(run.out, text_only->at("response").get<std::string>())) << describe(run);

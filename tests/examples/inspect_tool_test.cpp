@@ -1,13 +1,17 @@
 // The internvl-inspect tool as a user runs it: exit status and what it prints.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <regex>
 
 #include "internvl/model.h"
 #include "internvl/version.h"
 #include "io/safetensors.h"
+#include "io/safetensors_writer.h"
+#include "io/tensor_convert.h"
 #include "support/fixtures.h"
 #include "support/tool_runner.h"
 
@@ -89,6 +93,77 @@ TEST_P(InspectTool, IncompleteFolderExitsOneAndNamesTheTensor) {
   std::filesystem::remove_all(copy);
 }
 
+// A sharded copy of the fixture: its tensors split in name order between two shard files and an
+// index. Returns the shards' tensor names; `folder` holds the copy.
+std::vector<std::vector<std::string>> write_two_shards(const std::string& fixture, const std::string& folder) {
+  namespace fs = std::filesystem;
+  internvl::testing::copy_checkpoint(fixture, folder);
+  const std::string single = folder + "/model.safetensors";
+  std::vector<std::vector<std::string>> names(2);
+  {
+    const internvl::io::Checkpoint checkpoint(single);
+    const auto all = checkpoint.names();
+    nlohmann::json weight_map = nlohmann::json::object();
+    for (int shard = 0; shard < 2; ++shard) {
+      std::vector<std::pair<std::string, at::Tensor>> tensors;
+      const size_t begin = shard == 0 ? 0 : all.size() / 2, end = shard == 0 ? all.size() / 2 : all.size();
+      const std::string file = "model-0000" + std::to_string(shard + 1) + "-of-00002.safetensors";
+      for (size_t i = begin; i < end; ++i) {
+        const auto& view = checkpoint.tensor(all[i]);
+        tensors.emplace_back(all[i], internvl::io::to_tensor(view, internvl::io::to_scalar_type(view.dtype)));
+        names[shard].push_back(all[i]);
+        weight_map[all[i]] = file;
+      }
+      internvl::io::write_safetensors(folder + "/" + file, tensors);
+    }
+    std::ofstream(folder + "/model.safetensors.index.json") << nlohmann::json{{"metadata", nlohmann::json::object()},
+                                                                              {"weight_map", weight_map}}.dump(2);
+  }
+  fs::remove(single);
+  return names;
+}
+
+// A shard file the index names but the folder lacks: exit 1, the shard named (text and JSON), and
+// the counts are those of the shard that is there.
+TEST_P(InspectTool, MissingShardIsNamedAndThePresentShardCounted) {
+  const std::string copy = internvl::testing::unique_temp_path("inspect_tool", "sharded");
+  const auto names = write_two_shards(GetParam(), copy);
+  ASSERT_FALSE(names[0].empty());
+  ASSERT_FALSE(names[1].empty());
+  const auto whole = internvl::testing::run_tool(tool_path(), {"--json", copy});
+  const auto whole_doc = parse_json(whole);
+  EXPECT_EQ(whole_doc.value("checkpoint_tensors", uint64_t{0}), names[0].size() + names[1].size()) << whole.out;
+  EXPECT_EQ(whole_doc.value("missing_shards", nlohmann::json()), nlohmann::json::array()) << whole.out;
+
+  const std::string gone = "model-00002-of-00002.safetensors";
+  std::filesystem::remove(copy + "/" + gone);
+  const auto run = internvl::testing::run_tool(tool_path(), {copy});
+  EXPECT_EQ(run.status, 1) << describe(run);
+  EXPECT_TRUE(contains(run.out, "missing shard files (1):\n  " + gone + "\n")) << run.out;
+  EXPECT_TRUE(contains(run.out, "PROBLEMS") && contains(run.out, "shard " + gone + " is missing")) << run.out;
+  const auto figures = text_figures(run.out);
+  ASSERT_EQ(figures.size(), 3u) << run.out;
+  EXPECT_EQ(figures[2], names[0].size()) << run.out;
+
+  const auto json_run = internvl::testing::run_tool(tool_path(), {"--json", copy});
+  EXPECT_EQ(json_run.status, 1) << describe(json_run);
+  const auto doc = parse_json(json_run);
+  EXPECT_EQ(doc.value("missing_shards", nlohmann::json()), nlohmann::json::array({gone})) << json_run.out;
+  EXPECT_EQ(doc.value("checkpoint_tensors", uint64_t{0}), names[0].size());
+  EXPECT_EQ(doc.value("ok", true), false);
+  // What the model lacks is what the missing shard held, less the tensors nothing uses.
+  const auto unexpected = whole_doc.value("unexpected", nlohmann::json::array());
+  size_t needed_in_gone = 0;
+  for (const auto& name : names[1]) {
+    if (std::find(unexpected.begin(), unexpected.end(), name) == unexpected.end()) ++needed_in_gone;
+  }
+  EXPECT_EQ(doc.value("missing", nlohmann::json::array()).size(), needed_in_gone) << json_run.out;
+  for (const auto& name : doc.value("missing", nlohmann::json::array())) {
+    EXPECT_NE(std::find(names[1].begin(), names[1].end(), name.get<std::string>()), names[1].end()) << name;
+  }
+  std::filesystem::remove_all(copy);
+}
+
 // --json is the same report as one object: its figures agree with the text report's and the model's.
 TEST_P(InspectTool, JsonAgreesWithTheTextReport) {
   const std::string dir = internvl::testing::fixture_path(GetParam());
@@ -143,9 +218,27 @@ TEST(InspectToolUsage, NoFolderIsAUsageError) {
   const auto version = internvl::testing::run_tool(tool_path(), {"--version"});
   EXPECT_EQ(version.status, 0) << describe(version);
   EXPECT_EQ(version.out, std::string("internvl-inspect ") + INTERNVL_VERSION_STRING + "\n");
-  const auto run = internvl::testing::run_tool(tool_path(), {"/nonexistent/folder"});
+}
+
+// A folder that is not there is an error naming it (status 1), not a report of unknown rows;
+// --json still gives the report, saying so.
+TEST(InspectToolUsage, MissingFolderIsAnErrorNamingIt) {
+  if (!internvl::testing::is_executable(tool_path())) GTEST_SKIP() << "internvl-inspect not built";
+  const std::string missing = internvl::testing::unique_temp_path("inspect_tool", "no_such_folder");
+  const auto run = internvl::testing::run_tool(tool_path(), {missing});
   EXPECT_EQ(run.status, 1) << describe(run);
-  EXPECT_TRUE(contains(run.out, "/nonexistent/folder")) << run.out;
+  EXPECT_TRUE(contains(run.err, "error:") && contains(run.err, missing)) << describe(run);
+  EXPECT_EQ(run.out, "") << describe(run);
+  const auto json_run = internvl::testing::run_tool(tool_path(), {"--json", missing});
+  EXPECT_EQ(json_run.status, 1) << describe(json_run);
+  const auto doc = parse_json(json_run);
+  EXPECT_EQ(doc.value("found", true), false) << json_run.out;
+  EXPECT_EQ(doc.value("ok", true), false) << json_run.out;
+  ASSERT_FALSE(doc.value("problems", nlohmann::json::array()).empty()) << json_run.out;
+  EXPECT_TRUE(contains(doc["problems"][0].get<std::string>(), missing)) << json_run.out;
+  // An existing folder is found, whatever else is wrong with it.
+  const auto found = internvl::testing::run_tool(tool_path(), {"--json", internvl::testing::fixtures_dir()});
+  EXPECT_EQ(parse_json(found).value("found", false), true) << found.out;
 }
 
 }  // namespace

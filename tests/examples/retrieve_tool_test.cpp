@@ -599,6 +599,81 @@ TEST_P(RetrieveTool, IvfBackendSizesCellsToTheImages) {
   }
 }
 
+// One file by several paths (a link to it, a linked folder, a "/./" spelling) is indexed once,
+// under the first spelling, and the tool says how many duplicates it skipped.
+TEST_P(RetrieveTool, SameFileByTwoPathsIsIndexedOnce) {
+  const fs::path work = work_.lexically_normal();  // as the tool writes ids
+  const fs::path photos = work / "photos", alias = work / "alias", link = work / "link.jpg";
+  fs::create_directories(photos);
+  for (size_t i = 0; i < images_.size(); ++i) fs::copy_file(images_[i], photos / image_names_[i]);
+  fs::create_directory_symlink(photos, alias);
+  fs::create_symlink(photos / image_names_.front(), link);
+  const std::string dotted = photos.string() + "/./" + image_names_.back();
+  const std::string index = (work_ / "dups.safetensors").string();
+  const auto n = images_.size();
+  const auto run = run_tool({"index", "--model", model_dir_, "--index", index, "--json", photos.string(),
+                             link.string(), alias.string(), dotted});
+  ASSERT_EQ(run.status, 0) << describe(run);
+  const auto doc = parse_json(run);
+  EXPECT_EQ(doc.value("added", -1), static_cast<int64_t>(n)) << run.out;
+  EXPECT_EQ(doc.value("size", -1), static_cast<int64_t>(n)) << run.out;
+  // The link, every file of the linked folder and the dotted spelling: n + 2.
+  EXPECT_TRUE(contains(run.err, "skipped " + std::to_string(n + 2) + " duplicate(s)")) << run.err;
+  const auto ids = internvl::Index::load(index).ids();
+  for (const auto& id : ids) EXPECT_EQ(fs::path(id).parent_path(), photos) << id;
+  // Without duplicates nothing is said about them.
+  const auto again = run_tool({"index", "--model", model_dir_, "--index", index, photos.string()});
+  ASSERT_EQ(again.status, 0) << describe(again);
+  EXPECT_FALSE(contains(again.err, "duplicate")) << again.err;
+}
+
+// index --prune with no PATH drops every entry whose file is gone (wherever it is), adds nothing
+// and needs no --model; the entries whose files are there stay.
+TEST_P(RetrieveTool, PruneWithoutPathsDropsDeletedFiles) {
+  if (images_.size() < 2) GTEST_SKIP() << "needs two images";
+  const fs::path work = work_.lexically_normal();  // as the tool writes ids
+  const fs::path first = work / "first", second = work / "second";
+  fs::create_directories(first);
+  fs::create_directories(second);
+  for (size_t i = 0; i < images_.size(); ++i) fs::copy_file(images_[i], first / image_names_[i]);
+  fs::copy_file(images_.front(), second / image_names_.front());
+  const std::string index = (work_ / "prune.safetensors").string();
+  auto args = base("index");
+  args.insert(args.end(), {"--index", index, first.string(), second.string()});
+  auto run = run_tool(args);
+  ASSERT_EQ(run.status, 0) << describe(run);
+  const auto before = static_cast<int64_t>(images_.size() + 1);
+  ASSERT_EQ(internvl::Index::load(index).size(), before);
+  const fs::path deleted_first = first / image_names_.back(), deleted_second = second / image_names_.front();
+  fs::remove(deleted_first);
+  fs::remove(deleted_second);
+  // A new image in a folder is not added: --prune alone only removes.
+  fs::copy_file(images_.front(), second / ("new_" + image_names_.front()));
+
+  run = run_tool({"index", "--index", index, "--prune", "--json"});
+  ASSERT_EQ(run.status, 0) << describe(run);
+  const auto doc = parse_json(run);
+  EXPECT_EQ(doc.value("removed", -1), 2) << run.out;
+  EXPECT_EQ(doc.value("added", -1), 0) << run.out;
+  EXPECT_EQ(doc.value("size", -1), before - 2) << run.out;
+  const auto loaded = internvl::Index::load(index);
+  EXPECT_EQ(loaded.size(), before - 2);
+  EXPECT_FALSE(loaded.contains(deleted_first.string()));
+  EXPECT_FALSE(loaded.contains(deleted_second.string()));
+  EXPECT_TRUE(loaded.contains((first / image_names_.front()).string()));
+  EXPECT_FALSE(contains(run.err, "loading")) << "no model is loaded\n" << run.err;
+  // The text report, with --model given (ignored): nothing more to remove.
+  run = run_tool({"index", "--model", model_dir_, "--index", index, "--prune"});
+  ASSERT_EQ(run.status, 0) << describe(run);
+  EXPECT_TRUE(contains(run.out, "0 removed")) << run.out;
+  // No index to prune is an error naming it; without --prune a PATH is still required.
+  const std::string missing = (work_ / "none.safetensors").string();
+  run = run_tool({"index", "--index", missing, "--prune"});
+  EXPECT_EQ(run.status, 1) << describe(run);
+  EXPECT_TRUE(contains(run.err, missing)) << run.err;
+  EXPECT_EQ(run_tool({"index", "--model", model_dir_, "--index", index}).status, 2);
+}
+
 INSTANTIATE_TEST_SUITE_P(Fixtures, RetrieveTool,
                          ::testing::ValuesIn(internvl::testing::fixtures_with_architecture("InternVLModel")),
                          internvl::testing::FixtureName());
