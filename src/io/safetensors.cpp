@@ -259,6 +259,17 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
   for (auto& [name, view] : tensors_) view.data = data + offsets[name].first;
 }
 
+void release_pages(const TensorView& view) {
+  if (view.data == nullptr || view.nbytes == 0) return;
+  static const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto begin = reinterpret_cast<std::uintptr_t>(view.data);
+  // Only pages wholly inside the view: a neighbour's bytes may still be needed.
+  const std::uintptr_t first = (begin + page - 1) / page * page;
+  const std::uintptr_t last = (begin + view.nbytes) / page * page;
+  // A read-only private mapping has no dirty pages: dropping them loses nothing. Advice only.
+  if (last > first) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+}
+
 SafetensorsFile::~SafetensorsFile() {
   if (map_ != nullptr) ::munmap(map_, map_size_);
 }

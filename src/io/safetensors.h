@@ -27,6 +27,11 @@ struct TensorView {
   int64_t numel() const;
 };
 
+// Drops the view's whole pages from this process's mapping (they stay in the page cache and are
+// read again if touched): once a tensor is copied out, a load keeps no file pages resident, so
+// peak RSS is the weights plus one tensor rather than the weights plus the file.
+void release_pages(const TensorView& view);
+
 // One .safetensors file, mmapped read-only. Throws CheckpointError naming the file (and tensor).
 class SafetensorsFile {
  public:

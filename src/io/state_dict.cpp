@@ -120,7 +120,9 @@ LoadReport load_state_dict(torch::nn::Module& module, const Checkpoint& checkpoi
     const std::string key = options.prefix + e.name;
     const auto target_dtype = e.tensor.is_floating_point() ? options.dtype : e.tensor.scalar_type();
     if (checkpoint.contains(key)) {
-      e.tensor.set_data(to_tensor(checkpoint.tensor(key), target_dtype, options.device));
+      const auto& view = checkpoint.tensor(key);
+      e.tensor.set_data(to_tensor(view, target_dtype, options.device));
+      release_pages(view);
       report.loaded.push_back(e.name);
     } else if (e.tensor.scalar_type() != target_dtype || e.tensor.device() != options.device) {
       // Optional and absent: keep the initial values, in the requested dtype and device.

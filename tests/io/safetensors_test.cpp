@@ -703,4 +703,42 @@ TEST(SafetensorsBadInput, EveryCorruptionIsCheckpointErrorOrValid) {
   EXPECT_GT(accepted, 0u);
 }
 
+// Resident bytes (smaps "Rss:") of the mapping that holds `address`; -1 if none does.
+long resident_kib_of_mapping(const void* address) {
+  std::ifstream smaps("/proc/self/smaps");
+  const auto target = reinterpret_cast<std::uintptr_t>(address);
+  std::string line;
+  bool inside = false;
+  while (std::getline(smaps, line)) {
+    std::uintptr_t begin = 0, end = 0;
+    if (std::sscanf(line.c_str(), "%lx-%lx ", &begin, &end) == 2 && line.find(' ') > line.find('-')) {
+      inside = target >= begin && target < end;
+    } else if (inside && line.rfind("Rss:", 0) == 0) {
+      return std::stol(line.substr(4));
+    }
+  }
+  return -1;
+}
+
+TEST(SafetensorsRoundTrip, ReleasedPagesLeaveTheProcessAndReadBackTheSame) {
+  const auto dir = test_dir();
+  const auto path = dir + "/big.safetensors";
+  std::vector<float> values(1 << 20);  // 4 MiB: many whole pages
+  for (size_t i = 0; i < values.size(); ++i) values[i] = static_cast<float>(i % 1009) - 500.0f;
+  write_safetensors(path, {{"a", "F32", {static_cast<int64_t>(values.size())}, bytes_of(values)}});
+  const SafetensorsFile file(path);
+  const auto& view = file.tensor("a");
+  const auto first = to_tensor(view, at::kFloat);  // touches every page
+  const long before = resident_kib_of_mapping(view.data);
+  ASSERT_GE(before, 4000) << "the mapping should hold the tensor's pages after a read";
+  release_pages(view);
+  const long after = resident_kib_of_mapping(view.data);
+  EXPECT_LT(after, 64) << "released pages are still resident: " << after << " KiB";
+  // Touched again, the pages come back from the file with the same bytes.
+  EXPECT_TRUE(at::equal(to_tensor(view, at::kFloat), first));
+  EXPECT_EQ(std::memcmp(first.data_ptr<float>(), values.data(), values.size() * sizeof(float)), 0);
+  ::unlink(path.c_str());
+  ::rmdir(dir.c_str());
+}
+
 }  // namespace
