@@ -118,4 +118,51 @@ ToolRun run_tool(const std::string& tool, const std::vector<std::string>& args, 
   return run;
 }
 
+ToolRun run_tool_interrupted(const std::string& tool, const std::vector<std::string>& args, const std::string& marker,
+                             int delay_ms) {
+  const std::string stem = unique_temp_path("tool", "interrupted");
+  const std::string out_path = stem + ".out", err_path = stem + ".err";
+  std::vector<char*> argv;
+  argv.push_back(const_cast<char*>(tool.c_str()));
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  ToolRun run;
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  pid_t pid = 0;
+  const int rc = posix_spawn(&pid, tool.c_str(), &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) {
+    run.err = "posix_spawn failed: " + std::string(std::strerror(rc));
+    return run;
+  }
+  int status = 0;
+  bool done = false;
+  // Poll: the tool's stderr is a file, read as it grows.
+  while (!done) {
+    const pid_t got = ::waitpid(pid, &status, WNOHANG);
+    if (got == pid) {
+      done = true;
+      break;
+    }
+    if (read_file(err_path).find(marker) != std::string::npos) {
+      ::usleep(static_cast<useconds_t>(delay_ms) * 1000);
+      ::kill(pid, SIGINT);
+      break;
+    }
+    ::usleep(2000);
+  }
+  while (!done && ::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  run.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+  run.out = read_file(out_path);
+  run.err = read_file(err_path);
+  ::unlink(out_path.c_str());
+  ::unlink(err_path.c_str());
+  return run;
+}
+
 }  // namespace internvl::testing

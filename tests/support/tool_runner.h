@@ -23,6 +23,10 @@ bool is_executable(const std::string& path);
 // without, stdin is /dev/null.
 ToolRun run_tool(const std::string& tool, const std::vector<std::string>& args,
                  const std::optional<std::string>& input = std::nullopt);
+// Runs `tool args...` (stdin /dev/null) and sends it SIGINT `delay_ms` after `marker` first shows
+// on its stderr (as a user's Ctrl-C mid-run); without the marker it is left to finish.
+ToolRun run_tool_interrupted(const std::string& tool, const std::vector<std::string>& args,
+                             const std::string& marker, int delay_ms);
 std::string describe(const ToolRun& run);
 
 std::string read_file(const std::string& path);
