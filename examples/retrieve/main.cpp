@@ -701,13 +701,14 @@ int run_embed(const Args& args) {
   } else if (have_images && have_texts) {
     std::printf("logits_per_image (exp(logit_scale) = %.4f times cosine similarity), %s\n", model.logit_scale(),
                 mode_name(mode));
-    std::printf("%-32s", "image \\ text");
+    // The column fits the longest name: a path cut short could name another file.
+    int width = 12;
+    for (const auto& image : images) width = std::max(width, static_cast<int>(printable(image).size()));
+    std::printf("%-*s", width, "image \\ text");
     for (size_t t = 0; t < args.texts.size(); ++t) std::printf(" %9s", ("T" + std::to_string(t + 1)).c_str());
     std::printf("\n");
     for (size_t i = 0; i < images.size(); ++i) {
-      std::string name = printable(images[i]);
-      if (name.size() > 32) name = "..." + name.substr(name.size() - 29);
-      std::printf("%-32s", name.c_str());
+      std::printf("%-*s", width, printable(images[i]).c_str());
       for (Eigen::Index t = 0; t < logits.cols(); ++t) std::printf(" %9.4f", logits(static_cast<Eigen::Index>(i), t));
       std::printf("\n");
     }

@@ -159,8 +159,9 @@ TEST_P(RetrieveTool, EmbedSavesOfficialEmbeddingsAndLogits) {
         internvl::testing::has_reference_tensor(fixture_, mode + ".text_embeds") ? mode + ".text_embeds" : "c.text_embeds";
     EXPECT_TRUE(AllCloseToReference(text_embeds, reference_tensor(fixture_, text_name)));
     EXPECT_TRUE(AllCloseToReference(logits, reference_tensor(fixture_, mode + ".logits_per_image")));
-    // The text report ranks the images per text.
+    // The text report ranks the images per text, and its table names every image in full.
     EXPECT_TRUE(contains(run.out, "logits_per_image")) << run.out;
+    for (const auto& image : images_) EXPECT_TRUE(contains(run.out, "\n" + image + " ")) << image << "\n" << run.out;
   }
 }
 
