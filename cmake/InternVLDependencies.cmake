@@ -64,3 +64,20 @@ if(NOT INTERNVL_WITH_FAISS STREQUAL "OFF")
   endif()
 endif()
 message(STATUS "InternVL: FAISS backends ${INTERNVL_FAISS_ENABLED}")
+
+# FFmpeg's own libraries (Debian libavformat-dev, libavcodec-dev, libswscale-dev, libavutil-dev) for
+# video decoding; without them Video input throws UnsupportedError naming the build option.
+set(INTERNVL_FFMPEG_ENABLED OFF)
+if(NOT INTERNVL_WITH_FFMPEG STREQUAL "OFF")
+  find_package(PkgConfig QUIET)
+  if(PKG_CONFIG_FOUND)
+    pkg_check_modules(INTERNVL_FFMPEG QUIET IMPORTED_TARGET libavformat libavcodec libswscale libavutil)
+  endif()
+  if(INTERNVL_FFMPEG_FOUND)
+    set(INTERNVL_FFMPEG_ENABLED ON)
+  elseif(INTERNVL_WITH_FFMPEG STREQUAL "ON")
+    message(FATAL_ERROR "INTERNVL_WITH_FFMPEG=ON but FFmpeg was not found through pkg-config "
+      "(apt-get install libavformat-dev libavcodec-dev libswscale-dev libavutil-dev)")
+  endif()
+endif()
+message(STATUS "InternVL: FFmpeg video decoding ${INTERNVL_FFMPEG_ENABLED}")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything the build needs on a fresh Debian 12 machine. Idempotent.
-#   apt: compilers' companions (SentencePiece, cpp-httplib, libedit, PCRE2, utf8proc, OpenCV, Eigen, nlohmann-json, GoogleTest, Benchmark, ninja, ccache, giflib, FAISS, Doxygen)
+#   apt: compilers' companions (SentencePiece, cpp-httplib, libedit, PCRE2, utf8proc, OpenCV, Eigen, nlohmann-json, GoogleTest, Benchmark, ninja, ccache, giflib, FAISS, FFmpeg's libav*, Doxygen)
 #   PyPI: torch (LibTorch inside the wheel) into a project-local venv, pinned; the openai and
 #   selenium clients for the server tests.
 #   apt, test-only: curl, chromium + chromium-driver (the server's browser test).
@@ -16,6 +16,7 @@ APT_PACKAGES=(
   libgif-dev libeigen3-dev nlohmann-json3-dev libedit-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libfaiss-dev
+  libavformat-dev libavcodec-dev libswscale-dev libavutil-dev
   libcpp-httplib-dev
   doxygen
   python3-venv

@@ -8,3 +8,4 @@
 #include "internvl/options.h"
 #include "internvl/types.h"
 #include "internvl/version.h"
+#include "internvl/video.h"

@@ -15,6 +15,7 @@
 #include <internvl/options.h>
 #include <internvl/types.h>
 #include <internvl/version.h>
+#include <internvl/video.h>
 
 int main() {
   internvl::ChatRequest request;
