@@ -87,28 +87,6 @@ class Image {
   int height_ = 0;
 };
 
-/// A video to read: a file path or the encoded file's bytes (MP4/H.264, WebM/VP9, AVI/MJPEG and
-/// whatever else this build's FFmpeg demuxes). Frames are decoded as the official code's decoder
-/// (decord) returns them; see internvl/video.h.
-class Video {
- public:
-  /// A file, opened when the video is used.
-  static Video from_file(std::string path);
-  /// The encoded file in memory; `name` appears in error messages.
-  static Video from_bytes(std::vector<uint8_t> bytes, std::string name = "<memory>");
-
-  /// Which constructor made the video.
-  enum class Kind { kFile, kBytes };
-  Kind kind() const { return kind_; }  ///< which constructor made the video
-  const std::string& name() const { return name_; }  ///< the path, or the given name
-  const std::vector<uint8_t>& data() const { return data_; }  ///< encoded bytes (kBytes only)
-
- private:
-  Kind kind_ = Kind::kFile;
-  std::string name_;
-  std::vector<uint8_t> data_;
-};
-
 /// What a loaded checkpoint is.
 struct ModelInfo {
   std::string path;                ///< the checkpoint directory

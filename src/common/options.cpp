@@ -90,22 +90,6 @@ Image Image::from_bytes(std::vector<uint8_t> bytes, std::string name) {
   return image;
 }
 
-Video Video::from_file(std::string path) {
-  INTERNVL_CHECK(!path.empty(), InvalidArgument, "Video::from_file: empty path");
-  Video video;
-  video.kind_ = Kind::kFile;
-  video.name_ = std::move(path);
-  return video;
-}
-
-Video Video::from_bytes(std::vector<uint8_t> bytes, std::string name) {
-  Video video;
-  video.kind_ = Kind::kBytes;
-  video.name_ = std::move(name);
-  video.data_ = std::move(bytes);
-  return video;
-}
-
 Image Image::from_rgb(const uint8_t* pixels, int width, int height, std::size_t stride_bytes) {
   INTERNVL_CHECK(pixels != nullptr, InvalidArgument, "Image::from_rgb: pixels is null");
   INTERNVL_CHECK(width > 0 && height > 0, InvalidArgument, "Image::from_rgb: size ", width, "x", height,

@@ -19,7 +19,6 @@
 #include <numeric>
 
 #include "common/check.h"
-#include "internvl/types.h"
 #include "internvl/video.h"
 
 #ifdef INTERNVL_WITH_FFMPEG
@@ -509,6 +508,22 @@ VideoReader::~VideoReader() = default;
 }  // namespace internvl::preprocess
 
 namespace internvl {
+
+Video Video::from_file(std::string path) {
+  INTERNVL_CHECK(!path.empty(), InvalidArgument, "Video::from_file: empty path");
+  Video video;
+  video.kind_ = Kind::kFile;
+  video.name_ = std::move(path);
+  return video;
+}
+
+Video Video::from_bytes(std::vector<uint8_t> bytes, std::string name) {
+  Video video;
+  video.kind_ = Kind::kBytes;
+  video.name_ = std::move(name);
+  video.data_ = std::move(bytes);
+  return video;
+}
 
 VideoInfo probe_video(const Video& video, int64_t max_frame_pixels, int64_t max_frames) {
   preprocess::VideoLimits limits;

@@ -20,7 +20,6 @@
 #include <unistd.h>
 
 #include "internvl/error.h"
-#include "internvl/types.h"
 #include "internvl/video.h"
 #include "preprocess/video.h"
 #include "support/fixtures.h"
@@ -342,17 +341,36 @@ TEST(VideoBadInput, MissingEmptyAndNonVideoFiles) {
   std::remove(text.c_str());
 }
 
-// A WebM cut right before its first Cluster keeps a valid header and track but has no frames.
+// A WebM cut before the first block of its first Cluster keeps a valid header and track but has
+// no frames.
 TEST(VideoBadInput, ZeroFramesIsAnImageError) {
   SKIP_WITHOUT_FFMPEG();
   int tested = 0;
   for (const auto& file : good_videos()) {
     if (fs::path(file).extension() != ".webm") continue;
     const auto bytes = read_bytes(video_path(file));
+    // The first Cluster element; the SeekHead names the same ID inside a SeekID (53 AB 84 ...).
     const uint8_t cluster_id[] = {0x1F, 0x43, 0xB6, 0x75};
-    const auto it = std::search(bytes.begin(), bytes.end(), std::begin(cluster_id), std::end(cluster_id));
-    ASSERT_NE(it, bytes.end()) << file;
-    const std::size_t size = static_cast<std::size_t>(it - bytes.begin());
+    auto it = bytes.begin();
+    while (true) {
+      it = std::search(it, bytes.end(), std::begin(cluster_id), std::end(cluster_id));
+      ASSERT_NE(it, bytes.end()) << file;
+      if (it - bytes.begin() < 3 || !(it[-3] == 0x53 && it[-2] == 0xAB && it[-1] == 0x84)) break;
+      ++it;
+    }
+    // Keep the Cluster's ID, size and Timestamp child (the demuxer needs a Cluster to open), cut
+    // before its first block.
+    auto vint_length = [](uint8_t first) {
+      int n = 1;
+      while (n <= 8 && !(first & (0x80 >> (n - 1)))) ++n;
+      return n;
+    };
+    std::size_t size = static_cast<std::size_t>(it - bytes.begin()) + 4;
+    size += vint_length(bytes.at(size));
+    ASSERT_EQ(bytes.at(size), 0xE7) << file << ": expected the Cluster's Timestamp element";
+    const int ts_size_length = vint_length(bytes.at(size + 1));
+    const std::size_t ts_payload = bytes.at(size + 1) & (0xFF >> ts_size_length);  // <= 8 bytes: one-byte size
+    size += 1 + ts_size_length + ts_payload;
     EXPECT_TRUE(ThrowsNaming<ImageError>([&] { p::VideoReader::open_bytes(bytes.data(), size, "header-only.webm"); },
                                          "no video frames"));
     ++tested;
