@@ -25,6 +25,7 @@
 extern "C" {
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
+#include <libavutil/dict.h>
 #include <libavutil/error.h>
 #include <libavutil/imgutils.h>
 #include <libavutil/pixdesc.h>
@@ -187,7 +188,13 @@ struct VideoReader::Impl {
       }
       format->pb = avio;
     }
-    int rc = avformat_open_input(&format, path != nullptr ? path->c_str() : nullptr, nullptr, nullptr);
+    // Only local files: a path is never taken for a URL ("file:" prefix), and a playlist-like
+    // container (HLS, concat) cannot make FFmpeg open the network; bytes open nothing else at all.
+    AVDictionary* options = nullptr;
+    av_dict_set(&options, "protocol_whitelist", path != nullptr ? "file" : "none", 0);
+    const std::string url = path != nullptr ? "file:" + *path : std::string();
+    int rc = avformat_open_input(&format, path != nullptr ? url.c_str() : nullptr, nullptr, &options);
+    av_dict_free(&options);
     if (rc < 0) fail("not a readable video (" + av_error_text(rc) + ")");  // frees `format`
     const std::string demuxer = format->iformat != nullptr ? format->iformat->name : "";
     // A still image opens as a one-frame "video" through the image demuxers; refuse it here.
