@@ -58,38 +58,71 @@ std::string describe(const ToolRun& run) {
   return "exit " + std::to_string(run.status) + "\nstdout:\n" + run.out + "\nstderr:\n" + run.err;
 }
 
-ToolRun run_tool(const std::string& tool, const std::vector<std::string>& args, const std::optional<std::string>& input) {
-  const std::string stem = unique_temp_path("tool", "run");
-  const std::string out_path = stem + ".out", err_path = stem + ".err";
+namespace {
+
+// A child running `tool args...` with stdout/stderr in files and stdin from `stdin_fd` (closed in
+// the parent's copy by the caller) or /dev/null when it is -1.
+struct Child {
+  pid_t pid = 0;
+  std::string out_path, err_path;
+  std::string error;  // set when the spawn failed
+};
+
+Child spawn(const std::string& tool, const std::vector<std::string>& args, int stdin_fd, int stdin_other_end,
+            const std::string& what) {
+  Child child;
+  const std::string stem = unique_temp_path("tool", what);
+  child.out_path = stem + ".out";
+  child.err_path = stem + ".err";
   std::vector<char*> argv;
   argv.push_back(const_cast<char*>(tool.c_str()));
   for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
-
-  ToolRun run;
-  int pipe_fds[2] = {-1, -1};
-  if (input && ::pipe(pipe_fds) != 0) {
-    run.err = std::string("pipe failed: ") + std::strerror(errno);
-    return run;
-  }
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
-  if (input) {
-    posix_spawn_file_actions_adddup2(&actions, pipe_fds[0], STDIN_FILENO);
-    posix_spawn_file_actions_addclose(&actions, pipe_fds[0]);
-    posix_spawn_file_actions_addclose(&actions, pipe_fds[1]);
+  if (stdin_fd >= 0) {
+    posix_spawn_file_actions_adddup2(&actions, stdin_fd, STDIN_FILENO);
+    posix_spawn_file_actions_addclose(&actions, stdin_fd);
+    if (stdin_other_end >= 0) posix_spawn_file_actions_addclose(&actions, stdin_other_end);
   } else {
     posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
   }
-  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  pid_t pid = 0;
-  const int rc = posix_spawn(&pid, tool.c_str(), &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, child.out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, child.err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  const int rc = posix_spawn(&child.pid, tool.c_str(), &actions, nullptr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) child.error = "posix_spawn failed: " + std::string(std::strerror(rc));
+  return child;
+}
+
+// The finished child's status (from waitpid, unless `waited`) and output; removes the files.
+ToolRun collect(const Child& child, bool waited, int status) {
+  while (!waited && ::waitpid(child.pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  ToolRun run;
+  run.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+  run.out = read_file(child.out_path);
+  run.err = read_file(child.err_path);
+  ::unlink(child.out_path.c_str());
+  ::unlink(child.err_path.c_str());
+  return run;
+}
+
+}  // namespace
+
+ToolRun run_tool(const std::string& tool, const std::vector<std::string>& args, const std::optional<std::string>& input) {
+  int pipe_fds[2] = {-1, -1};
+  if (input && ::pipe(pipe_fds) != 0) {
+    ToolRun run;
+    run.err = std::string("pipe failed: ") + std::strerror(errno);
+    return run;
+  }
+  const Child child = spawn(tool, args, pipe_fds[0], pipe_fds[1], "run");
   if (input) ::close(pipe_fds[0]);
-  if (rc != 0) {
+  if (!child.error.empty()) {
     if (input) ::close(pipe_fds[1]);
-    run.err = "posix_spawn failed: " + std::string(std::strerror(rc));
+    ToolRun run;
+    run.err = child.error;
     return run;
   }
   if (input) {
@@ -107,62 +140,28 @@ ToolRun run_tool(const std::string& tool, const std::vector<std::string>& args, 
     ::close(pipe_fds[1]);
     ::sigaction(SIGPIPE, &previous, nullptr);
   }
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  run.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-  run.out = read_file(out_path);
-  run.err = read_file(err_path);
-  ::unlink(out_path.c_str());
-  ::unlink(err_path.c_str());
-  return run;
+  return collect(child, false, 0);
 }
 
 ToolRun run_tool_interrupted(const std::string& tool, const std::vector<std::string>& args, const std::string& marker,
                              int delay_ms) {
-  const std::string stem = unique_temp_path("tool", "interrupted");
-  const std::string out_path = stem + ".out", err_path = stem + ".err";
-  std::vector<char*> argv;
-  argv.push_back(const_cast<char*>(tool.c_str()));
-  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  ToolRun run;
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  pid_t pid = 0;
-  const int rc = posix_spawn(&pid, tool.c_str(), &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (rc != 0) {
-    run.err = "posix_spawn failed: " + std::string(std::strerror(rc));
+  const Child child = spawn(tool, args, -1, -1, "interrupted");
+  if (!child.error.empty()) {
+    ToolRun run;
+    run.err = child.error;
     return run;
   }
-  int status = 0;
-  bool done = false;
   // Poll: the tool's stderr is a file, read as it grows.
-  while (!done) {
-    const pid_t got = ::waitpid(pid, &status, WNOHANG);
-    if (got == pid) {
-      done = true;
-      break;
-    }
-    if (read_file(err_path).find(marker) != std::string::npos) {
+  int status = 0;
+  while (true) {
+    if (::waitpid(child.pid, &status, WNOHANG) == child.pid) return collect(child, true, status);
+    if (read_file(child.err_path).find(marker) != std::string::npos) {
       ::usleep(static_cast<useconds_t>(delay_ms) * 1000);
-      ::kill(pid, SIGINT);
-      break;
+      ::kill(child.pid, SIGINT);
+      return collect(child, false, 0);
     }
     ::usleep(2000);
   }
-  while (!done && ::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  run.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-  run.out = read_file(out_path);
-  run.err = read_file(err_path);
-  ::unlink(out_path.c_str());
-  ::unlink(err_path.c_str());
-  return run;
 }
 
 }  // namespace internvl::testing
